@@ -113,7 +113,7 @@ def print_summary(metrics: dict, out: Path | None = None) -> None:
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="CPU threads for torch (default: torch's choice).")
 @click.option("--group", type=click.IntRange(min=1), default=None,
-              help="Paper recipe: nets trained side by side (default 92 on CUDA, 4 on CPU).")
+              help="Paper recipe: nets trained side by side (default: all on CUDA, 1 on CPU).")
 @click.option("--dry-run", is_flag=True, help="A tiny budget that runs every code path.")
 def train(data_dir, recipe, epochs, traits, variant, seed, split_seed, out, device, threads,
           group, dry_run) -> None:

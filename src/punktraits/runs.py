@@ -29,7 +29,7 @@ from .metrics import evaluate, to_csv
 from .models import PaperNets, PunkNet
 
 # Settings that may differ when a run is resumed (they do not change the result).
-RESUMABLE = {"device", "threads", "train_config"}
+RESUMABLE = {"device", "threads", "train_config", "group"}
 
 
 class RunError(PunktraitsError):
