@@ -30,7 +30,9 @@ def rate(k: int, steps: int, x_all: torch.Tensor, device: torch.device) -> float
     opt = torch.optim.Adagrad(model.parameters(), lr=0.01, lr_decay=0.01)
     loss_fn = _mse_softmax(1)
     gen = torch.Generator().manual_seed(0)
-    batches = [torch.randint(len(x_all), (k, 100), generator=gen).to(device) for _ in range(steps + 3)]
+    batches = [
+        torch.randint(len(x_all), (k, 100), generator=gen).to(device) for _ in range(steps + 3)
+    ]
     y = torch.randint(0, 2, (100, k), device=device)
 
     def step(idx):
@@ -72,10 +74,14 @@ def main() -> None:
         r = rate(k, args.steps if k > 1 else args.steps * 4, x_all, device)
         base = base or r
         label = "one net at a time" if k == 1 else f"{k} nets side by side"
-        print(f"  {label:<22} {r:>10,.0f} img/s  x{r / base:5.2f}   full protocol "
-              f"{FULL / r / 60:7.1f} min")
-    print(f"  (full protocol = 92 nets x 12 epochs x 16,000 = {FULL:,} examples; "
-          f"mean of {args.steps} steps per configuration)")
+        print(
+            f"  {label:<22} {r:>10,.0f} img/s  x{r / base:5.2f}   full protocol "
+            f"{FULL / r / 60:7.1f} min"
+        )
+    print(
+        f"  (full protocol = 92 nets x 12 epochs x 16,000 = {FULL:,} examples; "
+        f"mean of {args.steps} steps per configuration)"
+    )
 
 
 if __name__ == "__main__":

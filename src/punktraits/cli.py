@@ -83,40 +83,89 @@ def print_summary(metrics: dict, out: Path | None = None) -> None:
     click.echo("share of traits        >= 0.8    = 1")
     for key, v in sh.items():
         click.echo(f"  {key:<20} {v['ge_0.8']:>6.1%} {v['eq_1']:>6.1%}")
-    line = (f"\nmacro F1 {metrics['macro_f1']:.4f}   exact match {metrics['exact_match']:.2%}   "
-            f"on {metrics['n_test']:,} test punks")
+    line = (
+        f"\nmacro F1 {metrics['macro_f1']:.4f}   exact match {metrics['exact_match']:.2%}   "
+        f"on {metrics['n_test']:,} test punks"
+    )
     if metrics.get("macro_f1_visible") is not None:
-        line += (f"\nvisible labels: macro F1 {metrics['macro_f1_visible']:.4f}   exact match "
-                 f"{metrics['exact_match_visible']:.2%}   (ceiling on official labels "
-                 f"{metrics['macro_f1_ceiling']:.4f})")
+        line += (
+            f"\nvisible labels: macro F1 {metrics['macro_f1_visible']:.4f}   exact match "
+            f"{metrics['exact_match_visible']:.2%}   (ceiling on official labels "
+            f"{metrics['macro_f1_ceiling']:.4f})"
+        )
     click.echo(line)
-    click.echo(f"trained {metrics['recipe']} in {metrics['train_seconds']:,.1f} s on "
-               f"{metrics['device']} ({metrics['threads']} threads)"
-               + (f"; run folder {out}" if out else ""))
+    click.echo(
+        f"trained {metrics['recipe']} in {metrics['train_seconds']:,.1f} s on "
+        f"{metrics['device']} ({metrics['threads']} threads)"
+        + (f"; run folder {out}" if out else "")
+    )
 
 
 @cli.command()
 @DATA_DIR
-@click.option("--recipe", type=click.Choice(["ours", "paper"]), default="ours", show_default=True,
-              help="ours: one colour CNN; paper: the seed paper's 92 binary CNNs.")
-@click.option("--epochs", type=click.IntRange(min=1), default=None,
-              help="Epochs (default: paper 12; ours at most 40, early-stopped).")
-@click.option("--traits", "traits", multiple=True, metavar="NAME",
-              help="Paper recipe: train only these traits' nets (repeat the option).")
-@click.option("--variant", type=click.Choice(["code", "text"]), default="code", show_default=True,
-              help="Paper recipe: the authors' main.py, or the paper's prose.")
+@click.option(
+    "--recipe",
+    type=click.Choice(["ours", "paper"]),
+    default="ours",
+    show_default=True,
+    help="ours: one colour CNN; paper: the seed paper's 92 binary CNNs.",
+)
+@click.option(
+    "--epochs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Epochs (default: paper 12; ours at most 40, early-stopped).",
+)
+@click.option(
+    "--traits",
+    "traits",
+    multiple=True,
+    metavar="NAME",
+    help="Paper recipe: train only these traits' nets (repeat the option).",
+)
+@click.option(
+    "--variant",
+    type=click.Choice(["code", "text"]),
+    default="code",
+    show_default=True,
+    help="Paper recipe: the authors' main.py, or the paper's prose.",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Weights and sampling seed.")
 @click.option("--split-seed", type=int, default=0, show_default=True, help="Train/test split seed.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Run folder (default runs/<recipe>-seed<seed>). An existing one is resumed.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Run folder (default runs/<recipe>-seed<seed>). An existing one is resumed.",
+)
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1, ...")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="CPU threads for torch (default: torch's choice).")
-@click.option("--group", type=click.IntRange(min=1), default=None,
-              help="Paper recipe: nets trained side by side (default: all on CUDA, 1 on CPU).")
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="CPU threads for torch (default: torch's choice).",
+)
+@click.option(
+    "--group",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Paper recipe: nets trained side by side (default: all on CUDA, 1 on CPU).",
+)
 @click.option("--dry-run", is_flag=True, help="A tiny budget that runs every code path.")
-def train(data_dir, recipe, epochs, traits, variant, seed, split_seed, out, device, threads,
-          group, dry_run) -> None:
+def train(
+    data_dir,
+    recipe,
+    epochs,
+    traits,
+    variant,
+    seed,
+    split_seed,
+    out,
+    device,
+    threads,
+    group,
+    dry_run,
+) -> None:
     """Train a model, evaluate it on the test split, write a run folder."""
     from . import data as D
     from .train import TrainConfig
@@ -124,9 +173,18 @@ def train(data_dir, recipe, epochs, traits, variant, seed, split_seed, out, devi
 
     if traits and recipe != "paper":
         raise click.UsageError("--traits applies to --recipe paper only")
-    cfg = TrainConfig(recipe=recipe, epochs=epochs, traits=tuple(traits), seed=seed,
-                      split_seed=split_seed, device=device, threads=threads, variant=variant,
-                      group=group, dry_run=dry_run)
+    cfg = TrainConfig(
+        recipe=recipe,
+        epochs=epochs,
+        traits=tuple(traits),
+        seed=seed,
+        split_seed=split_seed,
+        device=device,
+        threads=threads,
+        variant=variant,
+        group=group,
+        dry_run=dry_run,
+    )
     out = out or Path("runs") / f"{recipe}-seed{seed}"
     punks = D.load(data_dir)
     metrics = run_training(punks, cfg, out)
@@ -144,6 +202,32 @@ def evaluate(run: Path, data_dir: Path | None) -> None:
     metrics = finish(run, D.load(data_dir))
     print_summary(metrics, run)
     click.echo(f"wrote {run / 'metrics.json'} and {run / 'metrics.csv'}")
+
+
+@cli.command()
+@click.argument("run_a", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("run_b", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--csv",
+    "csv_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the comparison as CSV here.",
+)
+def compare(run_a: Path, run_b: Path, csv_path: Path | None) -> None:
+    """Per-trait F1 of two run folders side by side, and their aggregates."""
+    from .data import atomic_write
+    from .metrics import compare as compare_metrics
+    from .runs import read_json
+
+    a, b = read_json(run_a / "metrics.json"), read_json(run_b / "metrics.json")
+    text, table_csv = compare_metrics(
+        a, b, (a["recipe"], b["recipe"]) if a["recipe"] != b["recipe"] else ("A", "B")
+    )
+    click.echo(f"A = {run_a} ({a['recipe']}), B = {run_b} ({b['recipe']})")
+    click.echo(text)
+    if csv_path:
+        atomic_write(csv_path, table_csv.encode())
+        click.echo(f"wrote {csv_path}")
 
 
 def main() -> None:

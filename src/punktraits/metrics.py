@@ -115,7 +115,9 @@ def table(metrics: dict, columns=("support", "tp", "fp", "fn", "accuracy", "prec
                                   "precision_paper", "recall", "f1", "f1_visible")) -> str:  # fmt: skip
     """The per-trait metrics as a fixed-width text table."""
     cols = [c for c in columns if any(c in r for r in metrics["per_trait"].values())]
-    head = f"{'trait':<20}" + "".join(f"{c.replace('precision_paper', 'prec_paper'):>11}" for c in cols)
+    head = f"{'trait':<20}" + "".join(
+        f"{c.replace('precision_paper', 'prec_paper'):>11}" for c in cols
+    )
     lines = [head, "-" * len(head)]
     for name, r in metrics["per_trait"].items():
         cells = "".join(
@@ -128,5 +130,33 @@ def table(metrics: dict, columns=("support", "tp", "fp", "fn", "accuracy", "prec
 
 def best_worst(metrics: dict, n: int = 3) -> tuple[list, list]:
     """The n worst and n best traits by F1 (ties broken by support, then name)."""
-    items = sorted(metrics["per_trait"].items(), key=lambda kv: (kv[1]["f1"], kv[1]["support"], kv[0]))
+    items = sorted(
+        metrics["per_trait"].items(), key=lambda kv: (kv[1]["f1"], kv[1]["support"], kv[0])
+    )
     return items[:n], items[::-1][:n]
+
+
+def compare(a: dict, b: dict, names: tuple[str, str] = ("A", "B")) -> tuple[str, str]:
+    """Per-trait F1 of two runs side by side and their aggregates: (text table, CSV)."""
+    traits = [t for t in a["per_trait"] if t in b["per_trait"]]
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["trait", "support", f"f1_{names[0]}", f"f1_{names[1]}", "delta",
+                f"f1_visible_{names[0]}", f"f1_visible_{names[1]}"])  # fmt: skip
+    head = f"{'trait':<20}{'support':>8}{'F1 ' + names[0]:>12}{'F1 ' + names[1]:>12}{'delta':>9}"
+    lines = [head, "-" * len(head)]
+    for t in traits:
+        ra, rb = a["per_trait"][t], b["per_trait"][t]
+        d = rb["f1"] - ra["f1"]
+        w.writerow([t, ra["support"], _fmt(ra["f1"]), _fmt(rb["f1"]), _fmt(d),
+                    _fmt(ra.get("f1_visible")), _fmt(rb.get("f1_visible"))])  # fmt: skip
+        lines.append(f"{t:<20}{ra['support']:>8}{ra['f1']:>12.3f}{rb['f1']:>12.3f}{d:>+9.3f}")
+    lines.append("-" * len(head))
+    for key in ("macro_f1", "macro_f1_visible", "exact_match", "exact_match_visible",
+                "train_seconds"):  # fmt: skip
+        va, vb = a.get(key), b.get(key)
+        if va is None or vb is None:
+            continue
+        w.writerow([key, "", _fmt(float(va)), _fmt(float(vb)), _fmt(float(vb) - float(va)), "", ""])
+        lines.append(f"{key:<28}{va:>12.4f}{vb:>12.4f}{vb - va:>+9.4f}")
+    return "\n".join(lines), buf.getvalue()

@@ -60,7 +60,9 @@ class PaperNets(nn.Module):
         self.conv1 = nn.Conv2d(k, 32 * k, 2, groups=k)
         self.conv2 = nn.Conv2d(32 * k, 64 * k, 2, groups=k)
         self.conv3 = nn.Conv2d(64 * k, 128 * k, 2, groups=k)
-        side = 2 if variant == "code" else 5  # 24 -> 23 -> 11 -> 10 -> 5 -> 4 -> 2  |  24 -> 23 -> 22 -> 11 -> 10 -> 5
+        side = (
+            2 if variant == "code" else 5
+        )  # 24 -> 23 -> 11 -> 10 -> 5 -> 4 -> 2  |  24 -> 23 -> 22 -> 11 -> 10 -> 5
         self.fc1 = GroupedLinear(k, 128 * side * side, 512)
         self.fc2 = GroupedLinear(k, 512, 2)
         self.dropout = nn.Dropout(0.2 if variant == "text" else 0.0)
@@ -71,8 +73,12 @@ class PaperNets(nn.Module):
         if self.variant == "code":
             x = F.max_pool2d(x, 2)  # (B, 32K, 11, 11)
         x = self.dropout(x)
-        x = self.dropout(F.max_pool2d(F.relu(self.conv2(x)), 2))  # (B, 64K, 5, 5) | (B, 64K, 11, 11)
-        x = self.dropout(F.max_pool2d(F.relu(self.conv3(x)), 2))  # (B, 128K, 2, 2) | (B, 128K, 5, 5)
+        x = self.dropout(
+            F.max_pool2d(F.relu(self.conv2(x)), 2)
+        )  # (B, 64K, 5, 5) | (B, 64K, 11, 11)
+        x = self.dropout(
+            F.max_pool2d(F.relu(self.conv3(x)), 2)
+        )  # (B, 128K, 2, 2) | (B, 128K, 5, 5)
         x = x.reshape(b, k, -1)  # (B, K, 128*side*side): net k owns channels [128k, 128k+128)
         x = self.dropout(F.relu(self.fc1(x)))  # (B, K, 512)
         return F.softmax(self.fc2(x), dim=-1)  # (B, K, 2)

@@ -70,7 +70,9 @@ def start(out: Path, config: dict, train_ids: np.ndarray, test_ids: np.ndarray) 
     split = {"train": train_ids.tolist(), "test": test_ids.tolist()}
     if (out / "config.json").exists():
         old = read_json(out / "config.json")
-        diff = sorted(k for k in set(old) | set(config) if k not in RESUMABLE and old.get(k) != config.get(k))
+        diff = sorted(
+            k for k in set(old) | set(config) if k not in RESUMABLE and old.get(k) != config.get(k)
+        )
         if diff:
             raise RunError(
                 f"{out} holds a run with other settings ({', '.join(diff)}); "
@@ -140,7 +142,9 @@ def _load_state(model: torch.nn.Module, state: dict, run: Path) -> None:
         model.load_state_dict(state)
     except RuntimeError as e:
         first = str(e).strip().splitlines()[0]
-        raise RunError(f"weights in {run} do not fit the model its config.json describes: {first}") from None
+        raise RunError(
+            f"weights in {run} do not fit the model its config.json describes: {first}"
+        ) from None
 
 
 def probabilities(model, config: dict, images: np.ndarray) -> np.ndarray:
@@ -165,7 +169,9 @@ def check_data(config: dict, punks: Punks) -> None:
     want = config.get("data_sha256", {}).get("punks.png")
     got = punks.sha256.get("punks.png")
     if want and got and want != got:
-        raise DataError(f"the run was trained on punks.png {want[:12]}…, this data folder has {got[:12]}…")
+        raise DataError(
+            f"the run was trained on punks.png {want[:12]}…, this data folder has {got[:12]}…"
+        )
 
 
 def finish(run: Path, punks: Punks) -> dict:

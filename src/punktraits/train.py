@@ -23,8 +23,8 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from . import __version__, runs
-from .data import TRAITS, TYPES, Punks, PunktraitsError, split
-from .metrics import evaluate, f1_scores
+from .data import TYPES, Punks, PunktraitsError, split
+from .metrics import f1_scores
 from .models import PaperNets, PunkNet, palette_of
 
 
@@ -80,7 +80,9 @@ class Step:
 def fit(
     model: torch.nn.Module,
     batches: Callable[[int], Iterable[tuple[torch.Tensor, torch.Tensor]]],
-    loss_fn: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+    loss_fn: Callable[
+        [torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+    ],
     optimiser: torch.optim.Optimizer,
     epochs: int,
     on_step: Callable[[Step], None] | None = None,
@@ -117,7 +119,9 @@ class TrainConfig:
     device: str = "cpu"  # "cpu", "cuda", "cuda:1", ...
     threads: int | None = None  # torch CPU threads; None leaves torch's default
     variant: str = "code"  # paper recipe: "code" (authors' main.py) or "text" (the paper's prose)
-    group: int | None = None  # paper recipe: nets trained side by side (None: all on CUDA, 1 on CPU)
+    group: int | None = (
+        None  # paper recipe: nets trained side by side (None: all on CUDA, 1 on CPU)
+    )
     per_class: int = 8000  # paper recipe: oversampled positives (and negatives) per trait
     batch_size: int | None = None  # None: the recipe's default (paper 100, ours 64)
     dry_run: bool = False  # a tiny budget that runs every code path (CI, smoke tests)
@@ -221,7 +225,9 @@ def train_paper(punks: Punks, cfg: TrainConfig, out: Path, progress: bool = True
         model = PaperNets.stack(nets).to(device)
         opt = torch.optim.Adagrad(model.parameters(), lr=0.01, lr_decay=0.01)
         k = len(chunk)
-        hist = {t: {"loss": [], "accuracy": [], "test_loss": [], "test_accuracy": []} for t in chunk}
+        hist = {
+            t: {"loss": [], "accuracy": [], "test_loss": [], "test_accuracy": []} for t in chunk
+        }
         col_t = torch.tensor(cols, device=device)
 
         def batches(epoch: int):

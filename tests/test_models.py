@@ -1,0 +1,83 @@
+"""Model contracts: shapes, a gradient for every parameter, no NaNs, the type softmax."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from punktraits import data as D
+from punktraits.models import PaperNets, PunkNet, palette_of
+from punktraits.train import decide, grey, oversample, rgba
+
+
+@pytest.mark.parametrize("variant", ["code", "text"])
+def test_paper_nets_contract(variant):
+    torch.manual_seed(0)
+    model = PaperNets(3, variant)
+    x = torch.rand(5, 3, 24, 24)
+    out = model(x)
+    assert out.shape == (5, 3, 2)
+    torch.testing.assert_close(out.sum(-1), torch.ones(5, 3))
+    out[..., model.positive_index].sum().backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+        assert p.grad.abs().sum() > 0, name
+    if variant == "code":  # 160 + 8,256 + 32,896 + 262,656 + 1,026
+        assert sum(p.numel() for p in PaperNets(1).parameters()) == 304_994
+
+
+def test_paper_nets_are_independent_and_stack_round_trips():
+    torch.manual_seed(0)
+    singles = [PaperNets(1) for _ in range(3)]
+    group = PaperNets.stack(singles)
+    x = torch.rand(4, 3, 24, 24)
+    out = group(x)
+    for k, net in enumerate(singles):
+        torch.testing.assert_close(out[:, k], net(x[:, k : k + 1])[:, 0], rtol=1e-5, atol=1e-6)
+    for a, b in zip(group.unstack(), singles):
+        for (na, pa), (_, pb) in zip(a.named_parameters(), b.named_parameters()):
+            torch.testing.assert_close(pa, pb, msg=na)
+
+
+def test_punknet_contract_and_type_exclusivity():
+    images = D.synthetic(8).images
+    torch.manual_seed(0)
+    model = PunkNet(len(palette_of(torch.from_numpy(images))))
+    model.palette.copy_(palette_of(torch.from_numpy(images)))
+    logits = model(rgba(images))
+    assert logits.shape == (8, 92) and torch.isfinite(logits).all()
+    logits.sum().backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+    prob = model.probabilities(logits.detach())
+    torch.testing.assert_close(prob[:, :5].sum(1), torch.ones(8))
+    pred = decide(prob.numpy())
+    assert (pred[:, :5].sum(1) == 1).all()
+
+
+def test_palette_snaps_each_pixel_to_its_exact_colour():
+    images = D.synthetic(20).images
+    pal = palette_of(torch.from_numpy(images))
+    model = PunkNet(len(pal))
+    model.palette.copy_(pal)
+    idx = model.colour_index(rgba(images))
+    back = (pal[idx] * 255).round().byte().numpy()  # (N, 24, 24, 4)
+    np.testing.assert_array_equal(back, images)
+
+
+def test_grey_matches_opencv_on_known_pixels():
+    px = np.array([[[[0, 0, 0, 0], [0, 0, 0, 255], [255, 246, 142, 255], [255, 255, 255, 255],
+                     [113, 63, 29, 255]]]], np.uint8)  # fmt: skip
+    # cv2.imread(..., IMREAD_GRAYSCALE) of these pixels saved as an RGBA PNG (opencv 5.0.0)
+    assert np.rint(grey(px) * 255).astype(int).tolist() == [[[0, 0, 236, 255, 74]]]
+
+
+def test_oversampler_balances_classes():
+    positive = np.zeros(1000, np.uint8)
+    positive[[3, 50, 700]] = 1
+    idx = oversample(positive, 8000, np.random.default_rng(0))
+    assert len(idx) == 16_000
+    assert positive[idx].sum() == 8000
+    assert set(idx[positive[idx] == 1].tolist()) == {3, 50, 700}
+    assert positive[idx[:100]].sum() not in (0, 100)  # shuffled, not 8000 then 8000
