@@ -217,7 +217,7 @@ def train_paper(punks: Punks, cfg: TrainConfig, out: Path, progress: bool = True
         cols = [punks.traits.index(t) for t in chunk]
         nets = []
         samples = []
-        for t, j in zip(chunk, cols):
+        for j in cols:
             torch.manual_seed(cfg.seed * 1000 + j)  # each net's init depends on its trait only
             nets.append(PaperNets(1, cfg.variant))
             rng = np.random.default_rng([cfg.seed, j])
