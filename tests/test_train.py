@@ -150,3 +150,19 @@ def test_cli_evaluate_and_compare(ours_run, data_dir, tmp_path):
     rows = out.read_text().splitlines()
     assert rows[0].startswith("trait,support,f1_A,f1_B,delta") and len(rows) == 1 + 92 + 5
     assert rows[1].split(",")[4] == "0.000000"
+
+
+def test_shipped_default_model_loads_and_matches_its_metrics(punks):
+    from punktraits.metrics import evaluate
+    from punktraits.runs import DEFAULT_MODEL, predictions, probabilities, read_json
+
+    model, config = load_model()
+    assert config["recipe"] == "ours" and config["traits"] == list(D.TRAITS)
+    assert (DEFAULT_MODEL / "model.safetensors").stat().st_size < 8_000_000
+    test = np.array(read_json(DEFAULT_MODEL / "split.json")["test"])
+    np.testing.assert_array_equal(test, D.split(punks.labels, seed=0)[1])
+    pred = predictions(model, config, probabilities(model, config, punks.images[test]))
+    m = evaluate(D.TRAITS, punks.labels[test], pred, punks.hidden[test])
+    shipped = read_json(DEFAULT_MODEL / "metrics.json")
+    assert m["per_trait"] == shipped["per_trait"]
+    assert m["macro_f1_visible"] >= 0.995

@@ -28,6 +28,10 @@ from .data import DataError, Punks, PunktraitsError, atomic_write
 from .metrics import evaluate, to_csv
 from .models import PaperNets, PunkNet
 
+# The default model shipped with the package: the run folder of `punktraits train --seed 0
+# --threads 2` (docs/RESULTS.md), without its metrics.csv.
+DEFAULT_MODEL = Path(__file__).parent / "weights"
+
 # Settings that may differ when a run is resumed (they do not change the result).
 RESUMABLE = {"device", "threads", "train_config", "group"}
 
@@ -112,9 +116,10 @@ def save_ours(out: Path, model: PunkNet, history: dict) -> None:
     save_weights(out / "model.safetensors", model.state_dict())
 
 
-def load_model(run: Path):
-    """(model, config) of a finished run folder; the model is on the CPU in eval mode."""
-    run = Path(run)
+def load_model(run: Path | None = None):
+    """(model, config) of a finished run folder (default: the shipped model), on the CPU in eval
+    mode."""
+    run = DEFAULT_MODEL if run is None else Path(run)
     if not run.is_dir():
         raise RunError(f"{run} is not a folder; pass a run folder written by `punktraits train`")
     config = read_json(run / "config.json")

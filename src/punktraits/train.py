@@ -297,10 +297,13 @@ def predict_paper(model: PaperNets, x: torch.Tensor, device, batch: int = 1000) 
 # Our recipe
 
 
-def _structured_loss(pos_weight: torch.Tensor):
+def _structured_loss(type_weight: torch.Tensor, pos_weight: torch.Tensor):
     def loss_fn(logits: torch.Tensor, y: torch.Tensor):
-        # Types: one of 5, a softmax; accessories: independent, weighted for rarity.
-        types = F.cross_entropy(logits[:, : len(TYPES)], y[:, : len(TYPES)].argmax(1))
+        # Types: one of 5, a softmax; accessories: independent. Both weighted for rarity: there
+        # are 7 Aliens among 7,200 training punks, and the softmax would otherwise absorb them.
+        types = F.cross_entropy(
+            logits[:, : len(TYPES)], y[:, : len(TYPES)].argmax(1), weight=type_weight
+        )
         acc = F.binary_cross_entropy_with_logits(
             logits[:, len(TYPES) :], y[:, len(TYPES) :].float(), pos_weight=pos_weight
         )
@@ -363,6 +366,7 @@ def train_ours(punks: Punks, cfg: TrainConfig, out: Path, progress: bool = True)
     y_all = torch.from_numpy(target).to(device)
     counts = y_all[fit_ids].sum(0).float()
     pos_weight = ((len(fit_ids) - counts) / counts.clamp(min=1)).sqrt()[len(TYPES) :]
+    type_weight = (counts.max() / counts.clamp(min=1)).sqrt()[: len(TYPES)]
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
     steps = (len(fit_ids) + batch - 1) // batch
     sched = torch.optim.lr_scheduler.OneCycleLR(
@@ -407,7 +411,7 @@ def train_ours(punks: Punks, cfg: TrainConfig, out: Path, progress: bool = True)
                 k: v.detach().clone() for k, v in model.state_dict().items()})  # fmt: skip
         return score >= 1.0 or epoch - best["epoch"] >= patience
 
-    fit(model, batches, _structured_loss(pos_weight), opt, epochs, on_step, on_epoch)
+    fit(model, batches, _structured_loss(type_weight, pos_weight), opt, epochs, on_step, on_epoch)
     bar.close()
     model.load_state_dict(best["state"])
     train_seconds = time.perf_counter() - t0
