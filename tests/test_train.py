@@ -166,3 +166,16 @@ def test_shipped_default_model_loads_and_matches_its_metrics(punks):
     shipped = read_json(DEFAULT_MODEL / "metrics.json")
     assert m["per_trait"] == shipped["per_trait"]
     assert m["macro_f1_visible"] >= 0.995
+
+
+def test_ours_is_deterministic_for_a_seed_on_cpu(tiny, tmp_path):
+    cfg = TrainConfig(n_test=60, epochs=2, seed=5)
+    a = train(tiny, cfg, tmp_path / "a", progress=False)
+    b = train(tiny, cfg, tmp_path / "b", progress=False)
+    assert a["per_trait"] == b["per_trait"]
+    wa, wb = (
+        load_file(str(tmp_path / "a" / "model.safetensors")),
+        load_file(str(tmp_path / "b" / "model.safetensors")),
+    )
+    for k in wa:
+        assert (wa[k] == wb[k]).all(), k
