@@ -83,14 +83,15 @@ def test_paper_run_resumes_per_trait(tiny, tmp_path):
 
 
 def test_ours_learns_planted_traits(tmp_path):
-    # Every synthetic accessory is one planted pixel of its own colour at its own place.
-    punks = D.synthetic(2000, seed=2)
-    cfg = TrainConfig(n_test=400, epochs=20, seed=0)
+    # Each planted accessory is one pixel of its own colour at its own place; the others never
+    # occur (their F1 is 0 by convention: no positive, no prediction).
+    planted = ("Mole", "Earring", "Rosy Cheeks")
+    punks = D.synthetic(1000, seed=2, planted=planted)
+    cfg = TrainConfig(n_test=200, epochs=20, seed=0)
     metrics = train(punks, cfg, tmp_path / "run", progress=False)
     f1 = {t: r["f1"] for t, r in metrics["per_trait"].items()}
-    assert all(f1[t] == 1.0 for t in D.TYPES)
-    assert f1["Mole"] == 1.0 and f1["Earring"] == 1.0 and f1["Rosy Cheeks"] == 1.0
-    assert metrics["macro_f1"] >= 0.995
+    assert all(f1[t] == 1.0 for t in D.TYPES + planted), {t: f1[t] for t in D.TYPES + planted}
+    assert sum(r["fp"] for r in metrics["per_trait"].values()) == 0
     hist = json.loads((tmp_path / "run" / "history.json").read_text())
     assert 1 <= hist["best_epoch"] <= len(hist["epochs"]) <= 20
 

@@ -464,17 +464,20 @@ def export(punks: Punks, out: Path, progress: bool = True) -> None:
     atomic_write(out / "contact_sheet.png", buf.getvalue())
 
 
-def synthetic(n: int = 200, seed: int = 0) -> Punks:
+def synthetic(n: int = 200, seed: int = 0, planted: tuple[str, ...] | None = None) -> Punks:
     """A tiny fake collection whose labels are drawn in the pixels, for fast tests.
 
     Each punk is a head (one colour per type) on a transparent background; each accessory j sets
     one pixel at a fixed place to a fixed colour, so every label is visible and learnable.
+    `planted` limits the accessories that occur to those names (default: all 87).
     """
     rng = np.random.default_rng(seed)
     k = len(TRAITS)
     labels = np.zeros((n, k), np.uint8)
     labels[np.arange(n), rng.integers(0, len(TYPES), n)] = 1
     labels[:, len(TYPES) :] = rng.random((n, k - len(TYPES))) < 0.15
+    if planted is not None:
+        labels[:, len(TYPES) :] *= np.isin(ACCESSORIES, planted).astype(np.uint8)
     images = np.zeros((n, TILE, TILE, 4), np.uint8)
     type_rgb = rng.integers(40, 255, (len(TYPES), 3))
     for i in range(n):
