@@ -114,7 +114,7 @@ def print_summary(metrics: dict, out: Path | None = None) -> None:
     "--epochs",
     type=click.IntRange(min=1),
     default=None,
-    help="Epochs (default: paper 12; ours at most 40, early-stopped).",
+    help="Epochs (default 12; ours stops early when validation is perfect).",
 )
 @click.option(
     "--traits",

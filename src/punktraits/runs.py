@@ -17,6 +17,7 @@ Weights are safetensors and everything else JSON: loading never unpickles anythi
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -89,8 +90,6 @@ def start(out: Path, config: dict, train_ids: np.ndarray, test_ids: np.ndarray) 
 
 
 def net_stem(index: int, trait: str) -> str:
-    import re
-
     return f"{index:02d}-{re.sub(r'[^a-z0-9]+', '-', trait.lower()).strip('-')}"
 
 
