@@ -230,6 +230,128 @@ def compare(run_a: Path, run_b: Path, csv_path: Path | None) -> None:
         click.echo(f"wrote {csv_path}")
 
 
+MODEL = click.option(
+    "--model",
+    "model_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="A run folder (default: the model shipped with punktraits).",
+)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@MODEL
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+    help="Output format.",
+)
+@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
+def predict(paths, model_dir, fmt, batch_size) -> None:
+    """Predict the traits of image files and folders (searched recursively).
+
+    Exit code 1 when any image could not be read; the others are still predicted."""
+    import csv as csv_mod
+    import json
+
+    from tqdm import tqdm
+
+    from .predict import expand_paths, load_model
+
+    model = load_model(model_dir)
+    files = expand_paths(paths)
+    if not files:
+        raise click.UsageError("no image files found in the given paths")
+    failed = 0
+    out = click.get_text_stream("stdout")
+    writer = None
+    if fmt == "json":
+        out.write("[\n")
+    elif fmt == "csv":
+        writer = csv_mod.writer(out, lineterminator="\n")
+        writer.writerow(["file", "error", "type"] + model.traits)
+    bar = tqdm(total=len(files), unit="img", desc="predict", disable=len(files) < 50)
+    for n, p in enumerate(model.iter_predict(files, batch_size)):
+        bar.update(1)
+        failed += p.error is not None
+        if fmt == "json":
+            out.write(("" if n == 0 else ",\n") + json.dumps(p.to_dict()))
+        elif fmt == "csv":
+            row = (
+                [int(t == p.type or t in p.accessories) for t in model.traits]
+                if not p.error
+                else []
+            )
+            writer.writerow([p.file, p.error or "", p.type or ""] + row)
+        elif p.error:
+            click.echo(f"error: {p.error}")
+        else:
+            click.echo(f"{p.file}: {p.type}; " + (", ".join(p.accessories) or "no accessories"))
+    bar.close()
+    if fmt == "json":
+        out.write("\n]\n")
+    if failed:
+        click.echo(f"{failed} of {len(files)} images could not be read", err=True)
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("image", type=click.Path(dir_okay=False, path_type=Path))
+@MODEL
+@click.option(
+    "--trait", default=None, help="Explain this trait only (default: every predicted one)."
+)
+@click.option(
+    "--out",
+    "out_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="PNG to write (default: <image>.explain.png).",
+)
+def explain(image, model_dir, trait, out_path) -> None:
+    """Write a PNG: the punk enlarged, and a heatmap of the pixels behind each trait."""
+    from .data import atomic_write
+    from .normalize import ImageError
+    from .predict import load_model
+
+    model = load_model(model_dir)
+    try:
+        picture, heat = model.explain(image, trait)
+    except ImageError as e:
+        raise PunktraitsError(str(e)) from None
+    out_path = out_path or image.with_name(image.name + ".explain.png")
+    import io
+
+    buf = io.BytesIO()
+    picture.save(buf, format="PNG")
+    atomic_write(out_path, buf.getvalue())
+    for name, h in heat.items():
+        y, x = divmod(int(h.argmax()), 24)
+        click.echo(f"{name}: hottest pixel row {y}, column {x}")
+    click.echo(f"wrote {out_path}")
+
+
+@cli.command()
+@MODEL
+@click.option(
+    "--onnx",
+    "onnx_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Write the model as ONNX here (input rgba (N,4,24,24) in [0,1]).",
+)
+def export(model_dir, onnx_path) -> None:
+    """Export a model (default: the shipped one) to ONNX."""
+    from .predict import load_model
+
+    load_model(model_dir).export_onnx(onnx_path)
+    click.echo(f"wrote {onnx_path}")
+
+
 def main() -> None:
     try:
         cli(standalone_mode=False)

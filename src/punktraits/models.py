@@ -139,7 +139,7 @@ class PunkNet(nn.Module):
         for xb in x.split(chunk):
             px = xb.permute(0, 2, 3, 1).reshape(-1, 4)  # (b*576, 4)
             d = (px * px).sum(1, keepdim=True) - 2 * px @ p.T + (p * p).sum(1)  # (b*576, P)
-            out.append(d.argmin(1).reshape(len(xb), xb.shape[2], xb.shape[3]))
+            out.append(d.argmin(1).reshape(-1, xb.shape[2], xb.shape[3]))
         return torch.cat(out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -361,6 +361,9 @@ def train_ours(punks: Punks, cfg: TrainConfig, out: Path, progress: bool = True)
         validation_ids=val_ids.tolist(),
     )
     runs.start(out, config, train_ids, test_ids)
+    from .predict import write_palette
+
+    write_palette(out, punks.images)  # colours only, for normalising input images
 
     idx_all = model.colour_index(rgba(punks.images).to(device))  # (N, 24, 24), once
     y_all = torch.from_numpy(target).to(device)
