@@ -15,7 +15,9 @@ JPEG, GIFs, 8x upscales, crops with a border. `normalize()` handles them in four
    colour is the mode of the four corner cells (a punk's corners are always background), or the
    image's own transparency; a palette colour with alpha a shows as a*rgb + (1-a)*background. So
    the background returns to transparent (0,0,0,0) and the half-transparent smoke of Cigarette and
-   Pipe returns to its RGBA colour.
+   Pipe returns to its RGBA colour. With JPEG noise the choice weighs how common each colour is,
+   and where two colours stay close the punk is re-encoded with the input's own JPEG tables to
+   see which one reproduces the input (analysis by synthesis, `_refine`).
 """
 
 from __future__ import annotations
@@ -198,7 +200,9 @@ def normalize(
     idx = score.argmin(1)
     if jpeg and not has_alpha:
         grid = _pixel_cells(w, h, bx, cx, by, cy)
-        idx, fixed = _refine_jpeg(rgb, idx, score, d, shown, bg, grid, jpeg)
+        colour_of = np.vstack([shown, bg[None]]).astype(np.float32)  # last row: the border
+        render = _jpeg_render(grid, colour_of, jpeg)
+        idx, fixed = _refine(rgb, idx, score, d, render, grid, reach=24 / cx)
         if fixed:
             notes.append(f"JPEG: {fixed} pixels corrected by re-encoding")
     punk = palette[idx].reshape(24, 24, 4).astype(np.uint8)
@@ -214,12 +218,27 @@ def _pixel_cells(w: int, h: int, bx: float, cx: float, by: float, cy: float) -> 
     return np.where(inside, rows[:, None] * 24 + cols[None], -1)
 
 
-def _refine_jpeg(rgb, idx, score, d, shown, bg, grid, jpeg, margin: float = 12.0, passes: int = 4):
+def _jpeg_render(grid: np.ndarray, colour_of: np.ndarray, jpeg: dict):
+    """cells (576,) palette indices -> the image a nearest upscale, JPEG-encoded like the input,
+    decodes to."""
+
+    def render(cells: np.ndarray) -> np.ndarray:
+        pix = np.where(grid >= 0, cells[np.maximum(grid, 0)], len(colour_of) - 1)
+        img = np.clip(np.rint(colour_of[pix]), 0, 255).astype(np.uint8)
+        buf = io.BytesIO()
+        Image.fromarray(img, "RGB").save(buf, format="JPEG", **jpeg)
+        return np.asarray(Image.open(buf).convert("RGB"), np.float32)
+
+    return render
+
+
+def _refine(rgb, idx, score, d, render, grid, reach: float, margin: float = 12.0, passes: int = 4):
     """Analysis by synthesis. Where another palette colour is within `margin` of a cell's colour,
-    render the punk with each of the cell's three best colours, JPEG-encode it with the input's
-    own tables and subsampling, and keep the colour that reproduces the input best around that
-    cell. JPEG is deterministic, so the true punk reproduces the input exactly. Cells far enough
-    apart not to share a JPEG block are tried together, so a pass costs a few dozen encodes."""
+    render the punk with each of the cell's three best colours the way the input was made (a
+    nearest upscale JPEG-encoded with the input's own tables and subsampling), and keep the
+    colour that reproduces the input best around that cell. JPEG is deterministic, so the true
+    punk reproduces the input exactly. Cells farther apart than `reach` cells (a 16-px JPEG block
+    and its smoothing) are tried together: a pass costs a few dozen encodes."""
     idx = idx.copy()
     order = np.argsort(score, 1)[:, :3]  # three best colours per cell
     dist = np.sqrt(d[np.arange(576)[:, None], order])
@@ -227,21 +246,13 @@ def _refine_jpeg(rgb, idx, score, d, shown, bg, grid, jpeg, margin: float = 12.0
     if not doubtful.any():
         return idx, 0
     target = rgb.astype(np.float32)
-    colour_of = np.vstack([shown, bg[None]]).astype(np.float32)  # the last row is the border
-    cell_px = np.bincount(grid[grid >= 0], minlength=576).astype(np.float32)
-    cell_size = float(np.sqrt(cell_px.max()))
-    # Cells `gap` apart never share a 16-pixel JPEG block (plus the smoothing around it).
-    gap = int(np.ceil(24 / cell_size)) + 1
+    gap = int(np.ceil(reach)) + 1  # cells this far apart do not change each other's render
     ky, kx = np.divmod(np.arange(576), 24)
     klass = (ky % gap) * gap + (kx % gap)
 
     def local_error(cells: np.ndarray) -> np.ndarray:
         """Per cell, |render - input| summed over it and its 8 neighbours: (576,)."""
-        pix = np.where(grid >= 0, cells[np.maximum(grid, 0)], len(shown))
-        img = np.clip(np.rint(colour_of[pix]), 0, 255).astype(np.uint8)
-        buf = io.BytesIO()
-        Image.fromarray(img, "RGB").save(buf, format="JPEG", **jpeg)
-        diff = np.abs(np.asarray(Image.open(buf).convert("RGB"), np.float32) - target).sum(-1)
+        diff = np.abs(render(cells) - target).sum(-1)
         per_cell = np.bincount(grid[grid >= 0], weights=diff[grid >= 0], minlength=576)
         m = np.pad(per_cell.reshape(24, 24), 1)
         return sum(
