@@ -267,7 +267,7 @@ def predict(paths, model_dir, fmt, batch_size) -> None:
     if not files:
         raise click.UsageError("no image files found in the given paths")
     failed = 0
-    out = click.get_text_stream("stdout")
+    out = sys.stdout
     writer = None
     if fmt == "json":
         out.write("[\n")

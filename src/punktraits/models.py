@@ -136,7 +136,8 @@ class PunkNet(nn.Module):
         """Nearest palette colour of every pixel: (B, 4, 24, 24) -> (B, 24, 24) long."""
         p = self.palette  # (P, 4)
         out = []
-        for xb in x.split(chunk):
+        chunks = [x] if torch.onnx.is_in_onnx_export() else x.split(chunk)  # ONNX: batch dynamic
+        for xb in chunks:
             px = xb.permute(0, 2, 3, 1).reshape(-1, 4)  # (b*576, 4)
             d = (px * px).sum(1, keepdim=True) - 2 * px @ p.T + (p * p).sum(1)  # (b*576, P)
             out.append(d.argmin(1).reshape(-1, xb.shape[2], xb.shape[3]))

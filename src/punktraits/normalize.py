@@ -53,7 +53,9 @@ class Normalized:
     notes: list[str] = field(default_factory=list)  # e.g. "GIF: first of 3 frames"
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """Plain JSON types (tuples become lists), as `predict --format json` prints it."""
+        d = asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
 
 def open_image(source, name: str | None = None) -> tuple[np.ndarray, bool, str, list[str], dict]:
@@ -74,25 +76,26 @@ def open_image(source, name: str | None = None) -> tuple[np.ndarray, bool, str, 
         raise ImageError(f"{name}: the file is empty")
     try:
         im = Image.open(io.BytesIO(data))
-    except (UnidentifiedImageError, Image.DecompressionBombError) as e:
-        reason = (
-            "too many pixels" if isinstance(e, Image.DecompressionBombError) else "not an image"
-        )
-        raise ImageError(f"{name}: {reason} (expected PNG, JPEG, GIF, WebP or BMP)") from None
+    except Image.DecompressionBombError:
+        raise ImageError(f"{name}: too many pixels; not decoded") from None
+    except UnidentifiedImageError:
+        raise ImageError(f"{name}: not an image (expected PNG, JPEG, GIF, WebP or BMP)") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise ImageError(f"{name}: the image data is truncated or corrupt ({e})") from None
     if im.format not in FORMATS:
         raise ImageError(f"{name}: {im.format} is not supported (PNG, JPEG, GIF, WebP or BMP)")
     w, h = im.size
     if w * h > MAX_PIXELS:
         raise ImageError(f"{name}: {w}x{h} is over the {MAX_PIXELS:,}-pixel limit; not decoded")
     notes = []
-    frames = getattr(im, "n_frames", 1)
-    if frames > 1:
-        notes.append(f"{im.format}: first of {frames} frames used")
-        im.seek(0)
     ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:
+        frames = getattr(im, "n_frames", 1)
+        if frames > 1:
+            notes.append(f"{im.format}: first of {frames} frames used")
+            im.seek(0)
         im.load()
-    except (OSError, SyntaxError, ValueError) as e:
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
         raise ImageError(f"{name}: the image data is truncated or corrupt ({e})") from None
     alpha = im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info)
     jpeg = {}

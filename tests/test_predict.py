@@ -1,0 +1,266 @@
+"""Normalising any punk image, predict / explain / export, the Python API."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from punktraits import data as D
+from punktraits import load_model
+from punktraits.cli import cli
+from punktraits.normalize import ImageError, collection_palette, normalize
+
+BLUE = (0x63, 0x85, 0x96)
+
+
+def render(punk, scale, bg=None, border=0, resample=Image.NEAREST, size=None):
+    """The punk upscaled, optionally on a solid background with a border, as a PIL image."""
+    side = size or 24 * scale
+    im = Image.fromarray(punk, "RGBA").resize((side, side), resample)
+    if bg is None:
+        return im
+    canvas = Image.new("RGBA", (side + 2 * border,) * 2, bg + (255,))
+    canvas.alpha_composite(im, (border, border))
+    return canvas.convert("RGB")
+
+
+def encode(im, fmt="PNG", **kw) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def palette(punks):
+    return collection_palette(punks.images)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_model()
+
+
+# --- normalising, on variants of the real crops ----------------------------------------------
+
+
+@pytest.mark.parametrize("scale", range(1, 17))
+def test_every_scale_transparent_and_on_blue(punks, palette, scale):
+    for i in range(scale, 10_000, 701):
+        for bg in (None, BLUE):
+            out, info = normalize(encode(render(punks.images[i], scale, bg)), *palette)
+            np.testing.assert_array_equal(out, punks.images[i], err_msg=f"punk {i} x{scale} {bg}")
+            assert info.scale == (scale, scale)
+            assert info.background == ("transparent" if bg is None else "#638596")
+
+
+def test_all_10000_at_scale_8_on_a_background(punks, palette):
+    wrong = [
+        i for i in range(10_000)
+        if not (normalize(encode(render(punks.images[i], 8, BLUE)), *palette)[0] == punks.images[i]).all()
+    ]  # fmt: skip
+    assert wrong == []
+
+
+def test_jpeg_quality_75_at_scale_8(punks, palette):
+    # The full 10,000 are in docs/RESULTS.md (benchmarks/normalize.py); here a spread sample.
+    ids = range(0, 10_000, 40)
+    exact = sum(
+        (normalize(encode(render(punks.images[i], 8, BLUE), "JPEG", quality=75), *palette)[0]
+         == punks.images[i]).all()
+        for i in ids
+    )  # fmt: skip
+    assert exact / len(ids) >= 0.999  # 250 punks: not one wrong
+
+
+@pytest.mark.parametrize(
+    "make, expect",
+    [
+        (lambda p: encode(render(p, 0, BLUE, size=1024)), "1024x1024 marketplace render"),
+        (lambda p: encode(render(p, 0, BLUE, size=336), "JPEG", quality=75), "336 JPEG"),
+        (lambda p: encode(render(p, 8, BLUE, border=7)), "border"),
+        (lambda p: encode(render(p, 4), "WEBP", lossless=True), "WebP"),
+        (lambda p: encode(render(p, 5, BLUE), "BMP"), "BMP"),
+        (lambda p: encode(render(p, 4, BLUE).convert("P", palette=Image.ADAPTIVE), "GIF"), "GIF"),
+    ],
+)
+def test_formats_and_renders(punks, palette, make, expect):
+    for i in (0, 2890, 8348):
+        out, _ = normalize(make(punks.images[i]), *palette)
+        np.testing.assert_array_equal(out, punks.images[i], err_msg=f"{expect}, punk {i}")
+
+
+def test_gif_uses_the_first_frame_and_says_so(punks, palette):
+    frames = [render(punks.images[i], 4, BLUE).convert("P", palette=Image.ADAPTIVE) for i in (7, 8)]
+    buf = io.BytesIO()
+    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:])
+    out, info = normalize(buf.getvalue(), *palette)
+    np.testing.assert_array_equal(out, punks.images[7])
+    assert info.notes == ["GIF: first of 2 frames used"]
+
+
+def test_smoothed_upscales_keep_the_traits(punks, palette, model):
+    # Interpolation blends neighbouring colours, so not every pixel comes back exactly; what
+    # matters is that the traits read from it are those of the original.
+    ids = range(11, 10_000, 500)
+    same = sum(
+        model.predict(encode(render(punks.images[i], 16, BLUE, resample=Image.BICUBIC))).accessories
+        == model.predict(punks.images[i]).accessories
+        for i in ids
+    )
+    assert same / len(ids) >= 0.95
+
+
+def test_smoke_comes_back_half_transparent(punks, palette):
+    i = int(np.flatnonzero((punks.images[..., 3] == 128).any((1, 2)))[0])
+    out, _ = normalize(encode(render(punks.images[i], 8, BLUE)), *palette)
+    assert (out[..., 3] == 128).sum() == (punks.images[i][..., 3] == 128).sum() > 0
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"", "the file is empty"),
+        (b"hello, I am text", "not an image"),
+        (encode(Image.new("RGB", (48, 24))), "48x24 is not square"),
+        (encode(Image.new("RGB", (10, 10))), "smaller than a 24x24 punk"),
+        (encode(Image.new("1", (5000, 5000))), "over the 16,777,216-pixel limit; not decoded"),
+        (encode(Image.new("RGB", (96, 96), (9, 9, 9)))[:60], "truncated or corrupt"),
+    ],
+)
+def test_bad_images_are_refused_in_one_line(palette, data, message):
+    with pytest.raises(ImageError, match=message) as e:
+        normalize(data, *palette, name="x.png")
+    assert str(e.value).startswith("x.png: ") and "\n" not in str(e.value)
+
+
+def test_photo_noise_has_no_grid(palette):
+    noise = np.random.default_rng(0).integers(0, 256, (200, 200, 3), np.uint8)
+    with pytest.raises(ImageError, match="no 24x24 pixel grid found"):
+        normalize(encode(Image.fromarray(noise)), *palette)
+
+
+# --- the API and the CLI ----------------------------------------------------------------------
+
+
+def test_api_predicts_like_the_labels(punks, model):
+    p = model.predict(encode(render(punks.images[8348], 8, BLUE), "JPEG", quality=75))
+    assert p.type == "Male"
+    assert set(p.accessories) == {"Buck Teeth", "Mole", "Big Beard", "Earring", "Top Hat",
+                                  "Cigarette", "Classic Shades"}  # fmt: skip
+    assert set(p.probabilities) == set(D.TRAITS) and p.probabilities["Male"] > 0.99
+    assert p.normalized["format"] == "JPEG" and p.normalized["scale"] == [8.0, 8.0]
+    batch = model.predict_batch([punks.images[0], b"not an image", punks.images[1]])
+    assert [b.type for b in batch] == ["Female", None, "Male"]
+    assert batch[1].error and batch[1].accessories == []
+
+
+def test_cli_predict_folder_json_csv_and_exit_code(tmp_path, punks):
+    folder = tmp_path / "in"
+    (folder / "sub").mkdir(parents=True)
+    render(punks.images[0], 8, BLUE).save(folder / "a.png")
+    render(punks.images[1], 14, BLUE).save(folder / "sub" / "b.jpg", quality=75)
+    (folder / "sub" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    (folder / "notes.txt").write_text("not an image and not listed")
+    r = CliRunner().invoke(cli, ["predict", str(folder), "--format", "json"])
+    assert r.exit_code == 1
+    out = json.loads(r.stdout)
+    assert [o["file"].split("/")[-1] for o in out] == ["a.png", "b.jpg", "broken.png"]
+    assert out[0]["type"] == "Female" and out[0]["error"] is None
+    assert "Blonde Bob" in out[0]["accessories"] and "Earring" not in out[0]["accessories"]
+    assert set(out[1]["accessories"]) == {"Smile", "Mohawk"} and out[1]["type"] == "Male"
+    assert "broken.png: the image data is truncated or corrupt" in out[2]["error"]
+    assert set(out[0]) == {"file", "type", "accessories", "probabilities", "normalized", "error"}
+    r = CliRunner().invoke(cli, ["predict", str(folder / "a.png"), "--format", "csv"])
+    assert r.exit_code == 0
+    rows = list(csv.DictReader(io.StringIO(r.stdout)))
+    assert len(rows) == 1 and len(rows[0]) == 3 + 92
+    assert rows[0]["Female"] == "1" and rows[0]["Blonde Bob"] == "1" and rows[0]["Male"] == "0"
+
+
+# --- explain ----------------------------------------------------------------------------------
+
+
+def test_explain_finds_a_planted_pixel(tmp_path):
+    from punktraits.predict import Predictor
+    from punktraits.train import TrainConfig, train
+
+    punks = D.synthetic(1000, seed=2, planted=("Mole",))
+    train(punks, TrainConfig(n_test=200, epochs=20, seed=0), tmp_path / "run", progress=False)
+    model = Predictor(tmp_path / "run")
+    moles = np.flatnonzero(punks.labels[:, D.TRAIT_INDEX["Mole"]])[:10]
+    # The planted pixel: where Mole punks differ from a same-type punk without it.
+    for i in moles:
+        twin = next(j for j in range(len(punks)) if not punks.labels[j, D.TRAIT_INDEX["Mole"]]
+                    and (punks.labels[j, :5] == punks.labels[i, :5]).all())  # fmt: skip
+        planted = np.argwhere((punks.images[i] != punks.images[twin]).any(-1))
+        heat = model.occlusion(punks.images[i], ["Mole"])["Mole"]
+        assert list(np.unravel_index(heat.argmax(), heat.shape)) == planted[0].tolist()
+
+
+def test_explain_points_at_real_moles(punks, model):
+    # A visible Mole is one pixel at row 16, column 8 (male heads) or 9 (female), drawn darker
+    # than the skin; take the punks where that pixel shows the mole colour of its skin tone.
+    j = D.TRAIT_INDEX["Mole"]
+    skins = np.array(punks.skins)
+    spot = {"Female": (16, 9)}
+    cases = []
+    for i in np.flatnonzero(punks.visible[:, j]):
+        y, x = spot.get(skins[i].split(" ")[0], (16, 8))
+        same = (skins == skins[i]) & (punks.labels[:, j] == 0)
+        usual = punks.images[same][:, y, x]  # that pixel on punks of this skin without a Mole
+        if not (usual == punks.images[i, y, x]).all(-1).any():  # it differs: the mole shows there
+            cases.append((i, y, x))
+    assert len(cases) >= 450
+    hits = 0
+    for i, y, x in cases[::4]:
+        heat = model.occlusion(punks.images[i], ["Mole"])["Mole"]
+        hits += np.unravel_index(heat.argmax(), heat.shape) == (y, x)
+    assert hits / len(cases[::4]) >= 0.95
+
+
+def test_cli_explain_writes_a_png(tmp_path, punks):
+    src = tmp_path / "p.png"
+    render(punks.images[8348], 8, BLUE).save(src)
+    r = CliRunner().invoke(cli, ["explain", str(src), "--trait", "Mole"])
+    assert r.exit_code == 0, r.output
+    assert "Mole: hottest pixel row 16, column 8" in r.output
+    im = Image.open(tmp_path / "p.png.explain.png")
+    assert im.size[0] > 2 * 24 * 12 and im.size[1] > 24 * 12
+
+
+# --- export -----------------------------------------------------------------------------------
+
+
+def test_onnx_matches_torch(tmp_path, punks, model):
+    import onnxruntime as ort
+
+    from punktraits.train import rgba
+
+    path = tmp_path / "m.onnx"
+    r = CliRunner().invoke(cli, ["export", "--onnx", str(path)])
+    assert r.exit_code == 0, r.output
+    x = rgba(punks.images[np.arange(0, 10_000, 100)])  # 100 real punks
+    got = ort.InferenceSession(str(path)).run(None, {"rgba": x.numpy()})[0]
+    want = model.probabilities(punks.images[np.arange(0, 10_000, 100)])
+    assert got.shape == (100, 92)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_a_tampered_model_folder_is_refused(tmp_path):
+    import shutil
+
+    from punktraits.runs import DEFAULT_MODEL, RunError
+
+    run = tmp_path / "m"
+    shutil.copytree(DEFAULT_MODEL, run)
+    (run / "config.json").write_text("{not json")
+    with pytest.raises(RunError, match="config.json is not valid JSON"):
+        load_model(run)
+    r = CliRunner().invoke(cli, ["predict", "--model", str(tmp_path / "nothing"), str(run)])
+    assert r.exit_code != 0
