@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFile, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 FORMATS = {"PNG", "JPEG", "GIF", "WEBP", "BMP"}
 MAX_PIXELS = 4096 * 4096  # refuse bigger images before decoding them
@@ -88,7 +88,6 @@ def open_image(source, name: str | None = None) -> tuple[np.ndarray, bool, str, 
     if w * h > MAX_PIXELS:
         raise ImageError(f"{name}: {w}x{h} is over the {MAX_PIXELS:,}-pixel limit; not decoded")
     notes = []
-    ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:
         frames = getattr(im, "n_frames", 1)
         if frames > 1:
