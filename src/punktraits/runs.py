@@ -4,7 +4,8 @@
       config.json        recipe, model arguments, trait names in output order, data sha256,
                          split seed, package version, device, threads, training settings
       split.json         {"train": [ids], "test": [ids]}
-      model.safetensors  recipe "ours": the weights;  history.json: per-epoch validation
+      model.safetensors  recipe "ours": the weights;  history.json: per-epoch validation and
+                         test (monitoring) scores, per-step training loss and exact match
       nets/NN-name.safetensors + NN-name.json
                          recipe "paper": one net per trait (its weights, then its per-step
                          history); a net whose files exist is finished, so a run can resume

@@ -308,7 +308,17 @@ def _structured_loss(type_weight: torch.Tensor, pos_weight: torch.Tensor):
             logits[:, len(TYPES) :], y[:, len(TYPES) :].float(), pos_weight=pos_weight
         )
         loss = types + 4 * acc  # acc is a mean over 87 columns: weight it up against the types
-        return loss, loss.detach(), torch.zeros(())
+        return loss, loss.detach(), exact_match(logits.detach(), y)
+
+    return loss_fn
+
+
+def exact_match(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Share of rows whose 92 decisions (type argmax, accessories logit >= 0) all equal y."""
+    n = len(TYPES)
+    types = logits[:, :n].argmax(1) == y[:, :n].argmax(1)
+    accs = ((logits[:, n:] >= 0) == y[:, n:].bool()).all(1)
+    return (types & accs).float().mean()
 
     return loss_fn
 
@@ -379,7 +389,9 @@ def train_ours(punks: Punks, cfg: TrainConfig, out: Path, progress: bool = True)
     gen = torch.Generator().manual_seed(cfg.seed)
     history: list[dict] = []
     best = {"score": -1.0, "state": None, "epoch": -1}
-    losses: list[float] = []
+    losses: list[float] = []  # per step, for the report's training curves
+    accuracies: list[float] = []
+    loss_fn = _structured_loss(type_weight, pos_weight)
     t0 = time.perf_counter()
     bar = tqdm(total=epochs * steps, desc="ours", unit="step", disable=not progress)
 
@@ -391,13 +403,16 @@ def train_ours(punks: Punks, cfg: TrainConfig, out: Path, progress: bool = True)
 
     def on_step(s: Step):
         sched.step()
-        losses.append(float(s.loss))
+        losses.append(round(float(s.loss), 5))
+        accuracies.append(round(float(s.correct), 4))
         bar.update(1)
 
     @torch.inference_mode()
     def on_epoch(epoch: int) -> bool:
         model.eval()
         prob = model.probabilities(model(idx_all[val_ids])).cpu().numpy()
+        # Monitoring only (the paper's Figs. 11-12): the test split is never used to select.
+        _, test_loss, test_acc = loss_fn(model(idx_all[test_ids]), y_all[test_ids])
         model.train()
         f1 = f1_scores(target[val_ids], decide(prob))
         score = float(f1.mean())
@@ -407,6 +422,7 @@ def train_ours(punks: Punks, cfg: TrainConfig, out: Path, progress: bool = True)
             "train_loss": round(float(np.mean(losses[-steps:])), 5),
             "val_macro_f1": round(score, 5), "val_min_f1": round(float(f1.min()), 5),
             "val_traits_below_1": int((f1 < 1).sum()),
+            "test_loss": round(float(test_loss), 5), "test_accuracy": round(float(test_acc), 4),
         })  # fmt: skip
         bar.set_postfix_str(f"ep {epoch + 1} val F1 {score:.4f} ({int((f1 < 1).sum())} below 1)")
         if score > best["score"]:
@@ -414,12 +430,15 @@ def train_ours(punks: Punks, cfg: TrainConfig, out: Path, progress: bool = True)
                 k: v.detach().clone() for k, v in model.state_dict().items()})  # fmt: skip
         return score >= 1.0 or epoch - best["epoch"] >= patience
 
-    fit(model, batches, _structured_loss(type_weight, pos_weight), opt, epochs, on_step, on_epoch)
+    fit(model, batches, loss_fn, opt, epochs, on_step, on_epoch)
     bar.close()
     model.load_state_dict(best["state"])
     train_seconds = time.perf_counter() - t0
-    runs.save_ours(out, model.cpu(), {"epochs": history, "best_epoch": best["epoch"] + 1,
-                                      "train_seconds": round(train_seconds, 2)})  # fmt: skip
+    runs.save_ours(out, model.cpu(), {
+        "epochs": history, "best_epoch": best["epoch"] + 1,
+        "train_seconds": round(train_seconds, 2), "steps_per_epoch": steps,
+        "steps": {"loss": losses, "accuracy": accuracies},  # training batches, visible labels
+    })  # fmt: skip
     return runs.finish(out, punks)
 
 
