@@ -68,3 +68,52 @@ def http_server():
     yield f"http://127.0.0.1:{server.server_address[1]}", files
     server.shutdown()
     server.server_close()
+
+
+CHROMIUM_FLAGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Chromium via Playwright (never `playwright install`: the system's chromium).
+    Skips when it is missing, except under PUNKTRAITS_REQUIRE_BROWSER=1 (CI)."""
+    exe = os.environ.get("PUNKTRAITS_CHROMIUM", "/usr/bin/chromium")
+    required = os.environ.get("PUNKTRAITS_REQUIRE_BROWSER") == "1"
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        sync_playwright = None
+    if sync_playwright is None or not Path(exe).exists():
+        msg = f"browser test: needs playwright and chromium at {exe} (apt-get install chromium)"
+        if required:
+            pytest.fail(msg)
+        pytest.skip(msg)
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=exe, args=CHROMIUM_FLAGS)
+        yield b
+        b.close()
+
+
+class PageLog:
+    """What a page did: console errors, failed requests, and every URL it asked for."""
+
+    def __init__(self, page):
+        self.errors: list[str] = []
+        self.failed: list[str] = []
+        self.requests: list[str] = []
+        page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
+        page.on("pageerror", lambda e: self.errors.append(str(e)))
+        page.on("requestfailed", lambda r: self.failed.append(f"{r.url} {r.failure}"))
+        page.on("request", lambda r: self.requests.append(r.url))
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    pg = context.new_page()
+    pg.log = PageLog(pg)
+    yield pg
+    context.close()

@@ -230,6 +230,30 @@ def compare(run_a: Path, run_b: Path, csv_path: Path | None) -> None:
         click.echo(f"wrote {csv_path}")
 
 
+@cli.command()
+@click.argument("run", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--compare",
+    "other",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="A second run folder to show side by side (summary, F1 per trait, Fig. 15).",
+)
+@DATA_DIR
+def report(run: Path, other: Path | None, data_dir: Path | None) -> None:
+    """Write RUN/report.html: the paper's tables and figures for a run, and more."""
+    from . import data as D
+    from .report import FIGURES, build
+    from .runs import read_json
+
+    for folder in (run, other) if other else (run,):
+        read_json(folder / "metrics.json")  # a wrong folder fails now, not after loading data
+    out = build(run, D.load(data_dir), other)
+    n = len(list((run / FIGURES).glob("*.png")))
+    click.echo(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, self-contained) "
+               f"and {n} figures in {run / FIGURES}")  # fmt: skip
+
+
 MODEL = click.option(
     "--model",
     "model_dir",

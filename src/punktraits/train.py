@@ -320,8 +320,6 @@ def exact_match(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     accs = ((logits[:, n:] >= 0) == y[:, n:].bool()).all(1)
     return (types & accs).float().mean()
 
-    return loss_fn
-
 
 def decide(prob: np.ndarray, thresholds: np.ndarray | None = None) -> np.ndarray:
     """0/1 traits from probabilities (N, 92): exactly one type (argmax), accessories >= threshold."""
