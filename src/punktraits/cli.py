@@ -376,6 +376,26 @@ def export(model_dir, onnx_path) -> None:
     click.echo(f"wrote {onnx_path}")
 
 
+@cli.command()
+@MODEL
+@DATA_DIR
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (0.0.0.0 exposes it to the network).")  # fmt: skip
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option("--max-upload-mb", type=click.FloatRange(min=0.001), default=5.0, show_default=True,
+              help="Refuse uploads over this size (413).")  # fmt: skip
+@click.option("--gallery/--no-gallery", default=True, show_default=True,
+              help="Show the test punks of the model's split (needs the data folder).")  # fmt: skip
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="CPU threads for torch (default: torch's choice).")  # fmt: skip
+def serve(model_dir, data_dir, host, port, max_upload_mb, gallery, threads) -> None:
+    """Start the web page and JSON API: drop a punk, see its traits and why."""
+    from .server import serve as run_server
+
+    click.echo(f"punktraits on http://{host}:{port}/  (API docs /docs; Ctrl-C stops it)")
+    run_server(model_dir, data_dir, host, port, gallery, int(max_upload_mb * 1024 * 1024), threads)
+
+
 def main() -> None:
     try:
         cli(standalone_mode=False)

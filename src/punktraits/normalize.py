@@ -37,7 +37,14 @@ MATTE = np.array([255.0, 0.0, 255.0])  # where an image has alpha, it is composi
 
 
 class ImageError(ValueError):
-    """An image that cannot be read as a punk; the message names the file and the reason."""
+    """An image that cannot be read as a punk; the message names the file and the reason.
+
+    `status` sorts the reasons as HTTP does (the web app answers with it): 413 too large (bytes
+    or pixels), 415 not an image or an unsupported format, 422 unreadable or not a punk."""
+
+    def __init__(self, message: str, status: int = 422):
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass
@@ -70,23 +77,27 @@ def open_image(source, name: str | None = None) -> tuple[np.ndarray, bool, str, 
         except OSError as e:
             raise ImageError(f"{name}: cannot read it ({e.strerror or e})") from None
         if size > MAX_BYTES:
-            raise ImageError(f"{name}: {size:,} bytes is over the {MAX_BYTES:,}-byte limit")
+            raise ImageError(f"{name}: {size:,} bytes is over the {MAX_BYTES:,}-byte limit", 413)
         data = path.read_bytes()
     if not data:
         raise ImageError(f"{name}: the file is empty")
     try:
         im = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError:
-        raise ImageError(f"{name}: too many pixels; not decoded") from None
+        raise ImageError(f"{name}: too many pixels; not decoded", 413) from None
     except UnidentifiedImageError:
-        raise ImageError(f"{name}: not an image (expected PNG, JPEG, GIF, WebP or BMP)") from None
+        raise ImageError(
+            f"{name}: not an image (expected PNG, JPEG, GIF, WebP or BMP)", 415
+        ) from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         raise ImageError(f"{name}: the image data is truncated or corrupt ({e})") from None
     if im.format not in FORMATS:
-        raise ImageError(f"{name}: {im.format} is not supported (PNG, JPEG, GIF, WebP or BMP)")
+        raise ImageError(f"{name}: {im.format} is not supported (PNG, JPEG, GIF, WebP or BMP)", 415)
     w, h = im.size
     if w * h > MAX_PIXELS:
-        raise ImageError(f"{name}: {w}x{h} is over the {MAX_PIXELS:,}-pixel limit; not decoded")
+        raise ImageError(
+            f"{name}: {w}x{h} is over the {MAX_PIXELS:,}-pixel limit; not decoded", 413
+        )
     notes = []
     try:
         frames = getattr(im, "n_frames", 1)
