@@ -234,7 +234,11 @@ def create_app(
         """The model's test punks; `wrong`: a prediction differs from the visible labels;
         `hidden_only`: it differs only on labels that are painted over."""
         if shelf is None or shelf.punks is None:
-            return {"available": False, "reason": shelf.reason if shelf else "off", "punks": []}
+            return {
+                "available": False,
+                "reason": shelf.reason if shelf else "the gallery is off (--no-gallery)",
+                "punks": [],
+            }
         return {"available": True, "reason": None, "punks": shelf.items}
 
     @app.get("/api/punks/{punk_id}.png", response_class=Response)

@@ -1,0 +1,166 @@
+"""Load on `punktraits serve`: N requests from C concurrent clients on 127.0.0.1.
+
+    python benchmarks/serve_load.py --requests 500 --clients 8
+
+Starts the real server (a subprocess, default model, no gallery) once per setting, then each
+client thread sends POST /api/predict with its own keep-alive connection, cycling over real punks
+rendered as x8 PNG or x8 JPEG (q85) on the collection's blue. Reports throughput, latency
+percentiles, non-200 answers, answers whose traits differ from the punk's visible labels, and the
+server's peak RSS. Needs the data (PUNKTRAITS_DATA or --data-dir).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import io
+import json
+import platform
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from punktraits import data as D
+
+BLUE = (0x63, 0x85, 0x96)
+BOUNDARY = "punktraitsbench"
+
+
+def render(punk: np.ndarray, fmt: str) -> bytes:
+    im = Image.fromarray(punk, "RGBA").resize((192, 192), Image.NEAREST)
+    buf = io.BytesIO()
+    if fmt == "jpeg":
+        flat = Image.new("RGB", im.size, BLUE)
+        flat.paste(im, mask=im.getchannel("A"))
+        flat.save(buf, format="JPEG", quality=85)
+    else:
+        im.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def form(body: bytes, name: str) -> bytes:
+    head = (
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="image"; filename="{name}"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    )
+    return head.encode() + body + f"\r\n--{BOUNDARY}--\r\n".encode()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def run(args, fmt: str, threads: int, punks: D.Punks) -> dict:
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "punktraits", "serve", "--port", str(port), "--no-gallery",
+         "--threads", str(threads)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=1).read()
+                break
+            except OSError:
+                time.sleep(0.1)
+        ids = np.random.default_rng(0).choice(len(punks), 64, replace=False)
+        bodies = [form(render(punks.images[i], fmt), f"{i}.{fmt}") for i in ids]
+        want = [{punks.traits[j] for j in np.flatnonzero(punks.visible[i])} for i in ids]
+        latencies: list[float] = []
+        statuses: list[int] = []
+        mismatches = 0
+        lock = threading.Lock()
+        counter = iter(range(args.requests))
+
+        def client():
+            nonlocal mismatches
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+            headers = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
+            while True:
+                with lock:
+                    k = next(counter, None)
+                if k is None:
+                    break
+                t0 = time.perf_counter()
+                conn.request("POST", "/api/predict", body=bodies[k % 64], headers=headers)
+                r = conn.getresponse()
+                payload = r.read()
+                dt = time.perf_counter() - t0
+                ok = r.status == 200 and (
+                    {json.loads(payload)["type"], *json.loads(payload)["accessories"]}
+                    == want[k % 64]
+                )  # fmt: skip
+                with lock:
+                    latencies.append(dt)
+                    statuses.append(r.status)
+                    mismatches += r.status == 200 and not ok
+            conn.close()
+
+        workers = [threading.Thread(target=client) for _ in range(args.clients)]
+        t0 = time.perf_counter()
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        wall = time.perf_counter() - t0
+        lat = np.array(latencies) * 1000
+        return {
+            "format": fmt, "threads": threads, "requests": len(statuses),
+            "clients": args.clients, "seconds": round(wall, 2),
+            "req_per_s": round(len(statuses) / wall, 1),
+            "p50_ms": round(float(np.percentile(lat, 50)), 1),
+            "p95_ms": round(float(np.percentile(lat, 95)), 1),
+            "p99_ms": round(float(np.percentile(lat, 99)), 1),
+            "errors": int(sum(s != 200 for s in statuses)), "wrong_traits": mismatches,
+            "server_peak_rss_mib": round(peak_rss_mib(server.pid), 0),
+        }  # fmt: skip
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--requests", type=int, default=500)
+    ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--formats", default="png,jpeg")
+    ap.add_argument("--threads", default="1,2", help="torch threads in the server, to compare")
+    ap.add_argument("--data-dir", default=None)
+    args = ap.parse_args()
+    punks = D.load(args.data_dir, progress=False)
+    print(f"# {platform.node()}, {platform.processor() or platform.machine()}, "
+          f"{time.strftime('%Y-%m-%d')}")  # fmt: skip
+    rows = []
+    for fmt in args.formats.split(","):
+        for threads in map(int, args.threads.split(",")):
+            r = run(args, fmt, threads, punks)
+            rows.append(r)
+            print(json.dumps(r), flush=True)
+    print("\n| input | torch threads | requests / clients | req/s | p50 ms | p95 ms | p99 ms "
+          "| errors | wrong traits | server peak RSS |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| x8 {r['format'].upper()} | {r['threads']} | {r['requests']} / {r['clients']} "
+              f"| {r['req_per_s']} | {r['p50_ms']} | {r['p95_ms']} | {r['p99_ms']} "
+              f"| {r['errors']} | {r['wrong_traits']} | {r['server_peak_rss_mib']:.0f} MiB |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
