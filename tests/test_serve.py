@@ -340,3 +340,22 @@ def test_page_gallery_marks_errors_and_inspects_a_punk(server, page):
     page.click("#only-wrong")
     assert page.locator("#gallery img:visible").count() == len(wrong)
     assert page.log.errors == [] and page.log.failed == []
+
+
+def test_page_accepts_a_dropped_file(server, page, punks):
+    url, _ = server
+    page.goto(url + "/")
+    i = int(np.flatnonzero(punks.visible[:, D.TRAITS.index("Mole")])[0])
+    data = list(png(punks.images[i], zoom=4))
+    # What a drag from the desktop delivers: a drop event whose DataTransfer holds the file.
+    page.evaluate(
+        """bytes => {
+            const dt = new DataTransfer();
+            dt.items.add(new File([new Uint8Array(bytes)], "dropped.png", { type: "image/png" }));
+            document.querySelector("#drop").dispatchEvent(
+                new DragEvent("drop", { dataTransfer: dt, bubbles: true, cancelable: true }));
+        }""",
+        data,
+    )
+    _, names = traits_on_page(page)
+    assert names == visible_traits(punks, i) and "Mole" in names
