@@ -2,9 +2,10 @@
 
     python benchmarks/serve_load.py --requests 500 --clients 8
 
-Starts the real server (a subprocess, default model, no gallery) once per setting, then each
-client thread sends POST /api/predict with its own keep-alive connection, cycling over real punks
-rendered as x8 PNG or x8 JPEG (q85) on the collection's blue. Reports throughput, latency
+Starts the real server (a subprocess, default model, no gallery) once per setting (worker
+processes x torch threads), then each client thread sends POST /api/predict with its own
+keep-alive connection, cycling over real punks rendered as x8 PNG or x8 JPEG (q85) on the
+collection's blue. Reports throughput, latency
 percentiles, non-200 answers, answers whose traits differ from the punk's visible labels, and the
 server's peak RSS. Needs the data (PUNKTRAITS_DATA or --data-dir).
 """
@@ -63,14 +64,26 @@ def peak_rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
-    return float("nan")
+    return 0.0
 
 
-def run(args, fmt: str, threads: int, punks: D.Punks) -> dict:
+def tree_rss_mib(pid: int) -> float:
+    """Peak RSS of the server and its worker processes, summed (Linux /proc)."""
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        total += peak_rss_mib(p)
+        for task in Path(f"/proc/{p}/task").iterdir():
+            children = (task / "children").read_text().split()
+            todo += [int(c) for c in children]
+    return total
+
+
+def run(args, fmt: str, workers: int, threads: int, punks: D.Punks) -> dict:
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "punktraits", "serve", "--port", str(port), "--no-gallery",
-         "--threads", str(threads)],
+         "--threads", str(threads), "--workers", str(workers)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     try:
@@ -99,6 +112,8 @@ def run(args, fmt: str, threads: int, punks: D.Punks) -> dict:
                 if k is None:
                     break
                 t0 = time.perf_counter()
+                if not args.keep_alive:
+                    conn.close()  # the next request opens a new connection
                 conn.request("POST", "/api/predict", body=bodies[k % 64], headers=headers)
                 r = conn.getresponse()
                 payload = r.read()
@@ -113,23 +128,23 @@ def run(args, fmt: str, threads: int, punks: D.Punks) -> dict:
                     mismatches += r.status == 200 and not ok
             conn.close()
 
-        workers = [threading.Thread(target=client) for _ in range(args.clients)]
+        clients = [threading.Thread(target=client) for _ in range(args.clients)]
         t0 = time.perf_counter()
-        for w in workers:
-            w.start()
-        for w in workers:
-            w.join()
+        for c in clients:
+            c.start()
+        for c in clients:
+            c.join()
         wall = time.perf_counter() - t0
         lat = np.array(latencies) * 1000
         return {
-            "format": fmt, "threads": threads, "requests": len(statuses),
+            "format": fmt, "workers": workers, "threads": threads, "requests": len(statuses),
             "clients": args.clients, "seconds": round(wall, 2),
             "req_per_s": round(len(statuses) / wall, 1),
             "p50_ms": round(float(np.percentile(lat, 50)), 1),
             "p95_ms": round(float(np.percentile(lat, 95)), 1),
             "p99_ms": round(float(np.percentile(lat, 99)), 1),
             "errors": int(sum(s != 200 for s in statuses)), "wrong_traits": mismatches,
-            "server_peak_rss_mib": round(peak_rss_mib(server.pid), 0),
+            "server_peak_rss_mib": round(tree_rss_mib(server.pid), 0),
         }  # fmt: skip
     finally:
         server.terminate()
@@ -141,23 +156,35 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=500)
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--formats", default="png,jpeg")
-    ap.add_argument("--threads", default="1,2", help="torch threads in the server, to compare")
+    ap.add_argument(
+        "--settings",
+        default="1x1,1x2,2x1",
+        help="server settings to compare, WORKERSxTHREADS (processes x torch threads)",
+    )
     ap.add_argument("--data-dir", default=None)
+    ap.add_argument(
+        "--no-keep-alive",
+        dest="keep_alive",
+        action="store_false",
+        help="a new connection per request (lets the kernel spread them over workers)",
+    )
     args = ap.parse_args()
     punks = D.load(args.data_dir, progress=False)
     print(f"# {platform.node()}, {platform.processor() or platform.machine()}, "
           f"{time.strftime('%Y-%m-%d')}")  # fmt: skip
     rows = []
     for fmt in args.formats.split(","):
-        for threads in map(int, args.threads.split(",")):
-            r = run(args, fmt, threads, punks)
+        for setting in args.settings.split(","):
+            workers, threads = map(int, setting.split("x"))
+            r = run(args, fmt, workers, threads, punks)
             rows.append(r)
             print(json.dumps(r), flush=True)
-    print("\n| input | torch threads | requests / clients | req/s | p50 ms | p95 ms | p99 ms "
-          "| errors | wrong traits | server peak RSS |")  # fmt: skip
+    print("\n| input | workers × torch threads | requests / clients | req/s | p50 ms | p95 ms "
+          "| p99 ms | errors | wrong traits | server peak RSS (all processes) |")  # fmt: skip
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| x8 {r['format'].upper()} | {r['threads']} | {r['requests']} / {r['clients']} "
+        print(f"| x8 {r['format'].upper()} | {r['workers']} × {r['threads']} "
+              f"| {r['requests']} / {r['clients']} "
               f"| {r['req_per_s']} | {r['p50_ms']} | {r['p95_ms']} | {r['p99_ms']} "
               f"| {r['errors']} | {r['wrong_traits']} | {r['server_peak_rss_mib']:.0f} MiB |")  # fmt: skip
 

@@ -219,12 +219,12 @@ def test_server_binds_to_localhost_only(server):
     assert listening_addresses(int(url.rsplit(":", 1)[1])) == {"127.0.0.1"}
 
 
-def test_many_requests_at_once(server, punks):
-    url, _ = server
+def post_many(url: str, punks, n: int, clients: int) -> list[tuple[int, int, dict]]:
+    """n POST /api/predict from `clients` threads at once, cycling over 16 real punks."""
     bodies = [png(punks.images[i]) for i in range(16)]
+    boundary = "punktraitsboundary"
 
     def post(k: int):
-        boundary = "punktraitsboundary"
         body = (
             (
                 f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{k}.png"\r\n'
@@ -238,22 +238,42 @@ def test_many_requests_at_once(server, punks):
         with urllib.request.urlopen(req, timeout=60) as r:
             return k, r.status, json.loads(r.read())
 
-    with ThreadPoolExecutor(16) as pool:
-        results = list(pool.map(post, range(96)))
+    with ThreadPoolExecutor(clients) as pool:
+        return list(pool.map(post, range(n)))
+
+
+def test_many_requests_at_once(server, punks):
+    url, _ = server
+    results = post_many(url, punks, 96, 16)
     assert [s for _, s, _ in results] == [200] * 96
     for k, _, obj in results:
         assert {obj["type"], *obj["accessories"]} == visible_traits(punks, k % 16), k
 
 
+def test_several_worker_processes(punks):
+    proc, url = start_server("--workers", "2", "--no-gallery")
+    try:
+        assert proc.poll() is None, proc.communicate()
+        assert listening_addresses(int(url.rsplit(":", 1)[1])) == {"127.0.0.1"}
+        results = post_many(url, punks, 32, 8)
+        assert [s for _, s, _ in results] == [200] * 32
+        for k, _, obj in results:
+            assert {obj["type"], *obj["accessories"]} == visible_traits(punks, k % 16), k
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
 @pytest.mark.parametrize("kind", ["missing", "broken"])
-def test_unusable_model_stops_before_listening(kind, tmp_path):
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_unusable_model_stops_before_listening(kind, workers, tmp_path):
     import shutil
 
     run = tmp_path / "run"
     if kind == "broken":
         shutil.copytree(DEFAULT_MODEL, run)
         (run / "model.safetensors").write_bytes(b"not weights")
-    proc, url = start_server("--model", str(run), "--no-gallery")
+    proc, url = start_server("--model", str(run), "--no-gallery", "--workers", workers)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 2
     last = err.strip().splitlines()[-1]

@@ -388,12 +388,16 @@ def export(model_dir, onnx_path) -> None:
               help="Show the test punks of the model's split (needs the data folder).")  # fmt: skip
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="CPU threads for torch (default: torch's choice).")  # fmt: skip
-def serve(model_dir, data_dir, host, port, max_upload_mb, gallery, threads) -> None:
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Server processes, each with the model (use one per core for JPEG uploads).")  # fmt: skip
+def serve(model_dir, data_dir, host, port, max_upload_mb, gallery, threads, workers) -> None:
     """Start the web page and JSON API: drop a punk, see its traits and why."""
     from .server import serve as run_server
 
     click.echo(f"punktraits on http://{host}:{port}/  (API docs /docs; Ctrl-C stops it)")
-    run_server(model_dir, data_dir, host, port, gallery, int(max_upload_mb * 1024 * 1024), threads)
+    run_server(
+        model_dir, data_dir, host, port, gallery, int(max_upload_mb * 1024 * 1024), threads, workers
+    )
 
 
 def main() -> None:

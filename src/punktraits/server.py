@@ -271,18 +271,49 @@ async def _in_thread(fn, *args):
     return await run_in_threadpool(fn, *args)
 
 
+ENV_SETTINGS = "PUNKTRAITS_SERVE"  # how `serve --workers N` passes its settings to the workers
+
+
+def app_from_env() -> FastAPI:
+    """The app of one worker process of `serve --workers N` (uvicorn imports and calls this)."""
+    import json
+
+    import torch
+
+    settings = json.loads(os.environ[ENV_SETTINGS])
+    threads = settings.pop("threads")
+    if threads:
+        torch.set_num_threads(threads)
+    return create_app(**settings)
+
+
 def serve(
     model=None, data_dir=None, host: str = "127.0.0.1", port: int = 8000, gallery: bool = True,
-    max_upload: int = MAX_UPLOAD, threads: int | None = None,
+    max_upload: int = MAX_UPLOAD, threads: int | None = None, workers: int = 1,
 ) -> None:  # fmt: skip
-    """Load the model, then listen (blocking)."""
+    """Load the model, then listen (blocking). With `workers` > 1, uvicorn runs that many
+    processes, each with its own copy of the model: image normalisation is Python work that holds
+    the GIL, so processes, not threads, use more cores."""
+    import json
+
     import torch
     import uvicorn
 
     if threads:
         torch.set_num_threads(threads)
     try:
-        app = create_app(model, data_dir, gallery, max_upload)
+        # Also with workers: a missing or broken model fails here, before anything listens.
+        app = create_app(model, data_dir, gallery and workers == 1, max_upload)
     except (RuntimeError, ValueError) as e:
         raise PunktraitsError(f"cannot start: the model does not load ({e})") from None
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    if workers == 1:
+        uvicorn.run(app, host=host, port=port, log_level="warning")
+        return
+    os.environ[ENV_SETTINGS] = json.dumps({
+        "model": None if model is None else str(Path(model).resolve()),
+        "data_dir": None if data_dir is None else str(Path(data_dir).resolve()),
+        "gallery": gallery, "max_upload": max_upload,
+        "threads": threads,
+    })  # fmt: skip
+    uvicorn.run("punktraits.server:app_from_env", factory=True, workers=workers, host=host,
+                port=port, log_level="warning")  # fmt: skip
