@@ -187,3 +187,18 @@ def test_report_of_a_missing_folder_is_one_line(tmp_path, data_dir):
         f"error: {tmp_path / 'nope' / 'metrics.json'} is missing; "
         f"is {tmp_path / 'nope'} a punktraits run folder?"
     )
+
+
+def test_report_without_hidden_labels_says_so(tmp_path):
+    # Synthetic punks (no hidden.csv): the visible-label numbers are unavailable, not zero.
+    punks = D.synthetic(300, seed=1)
+    metrics = train(punks, TrainConfig(n_test=60, epochs=2, seed=5), tmp_path, progress=False)
+    out = build(tmp_path, punks, progress=False)
+    cells = parse(out)
+    summary = {r[0][2]: r[1][2] for r in cells.tables["summary-table"][1:]}
+    assert summary["macro F1 (visible labels)"] == "n/a (no hidden.csv)"
+    assert summary["macro F1 (official labels)"] == f"{metrics['macro_f1']:.4f}"
+    rows = cells.tables["traits"][1:]
+    assert len(rows) == 92
+    f1_visible = {r[0][2]: next(c for c in r if c[0] == "f1_visible") for r in rows}
+    assert all(v == ("f1_visible", "", "–") for v in f1_visible.values())
