@@ -18,8 +18,6 @@ unreadable file is 415 (not an image) or 422 (corrupt, or not a punk). Every err
 
 from __future__ import annotations
 
-import base64
-import io
 import os
 from importlib import resources
 from pathlib import Path
@@ -29,13 +27,13 @@ import numpy as np
 from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from PIL import Image
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import __version__, runs
 from .data import TYPES, DataError, PunktraitsError
 from .normalize import ImageError
 from .predict import Prediction, Predictor
+from .report import data_uri, punk_png
 
 MAX_UPLOAD = 5 * 1024 * 1024  # bytes of a request body
 
@@ -119,9 +117,7 @@ class Gallery:
 
 
 def punk_uri(punk: np.ndarray) -> str:
-    buf = io.BytesIO()
-    Image.fromarray(punk, "RGBA").save(buf, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    return data_uri(punk_png(punk))
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -242,13 +238,11 @@ def create_app(
         return {"available": True, "reason": None, "punks": shelf.items}
 
     @app.get("/api/punks/{punk_id}.png", response_class=Response)
-    def punk_png(punk_id: int):
+    def punk_image(punk_id: int):
         need_gallery()
         if not 0 <= punk_id < len(shelf.punks):
             raise HTTPException(404, f"no punk #{punk_id}; ids are 0..{len(shelf.punks) - 1}")
-        buf = io.BytesIO()
-        Image.fromarray(shelf.punks.images[punk_id], "RGBA").save(buf, format="PNG")
-        return Response(buf.getvalue(), media_type="image/png",
+        return Response(punk_png(shelf.punks.images[punk_id]), media_type="image/png",
                         headers={"Cache-Control": "max-age=3600"})  # fmt: skip
 
     @app.get("/api/punks/{punk_id}")
