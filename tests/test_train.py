@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 from safetensors.torch import load_file
 
@@ -180,3 +181,22 @@ def test_ours_is_deterministic_for_a_seed_on_cpu(tiny, tmp_path):
     )
     for k in wa:
         assert (wa[k] == wb[k]).all(), k
+
+
+def test_paper_occlusion_uses_only_the_asked_nets_and_equals_the_full_model(tiny, tmp_path):
+    from punktraits.predict import Predictor
+    from punktraits.train import grey, predict_paper
+
+    train(tiny, paper_cfg(epochs=8), tmp_path / "run", progress=False)
+    model = Predictor(tmp_path / "run")
+    punk = tiny.images[int(np.flatnonzero(tiny.labels[:, D.TRAIT_INDEX["Choker"]])[0])]
+    heat = model.occlusion(punk, ["Choker"])["Choker"]
+    # The same map from all three nets at once, the slow way.
+    variants = np.repeat(punk[None], 577, 0)
+    ys, xs = np.divmod(np.arange(576), 24)
+    variants[np.arange(1, 577), ys, xs] = 0
+    soft = predict_paper(model.model, torch.from_numpy(grey(variants)), "cpu")
+    score = np.log(np.clip(soft[:, 1, model.model.positive_index].numpy(), 1e-9, 1.0))
+    want = np.clip(score[0] - score[1:], 0, None).reshape(24, 24)
+    np.testing.assert_allclose(heat, want, atol=1e-5)
+    assert heat.shape == (24, 24) and want.max() > 1e-3  # a map with something in it

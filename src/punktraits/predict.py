@@ -146,11 +146,21 @@ class Predictor:
             from .train import rgba
 
             scores = self.model(rgba(variants)).numpy()  # (577, T) logits
+            cols = [self.traits.index(t) for t in traits]
         else:
-            scores = np.log(np.clip(self.probabilities(variants), 1e-9, 1.0))
+            from .models import PaperNets
+            from .train import grey, predict_paper
+
+            # Only the nets of the asked traits: 577 images through all 92 nets is 92x the work.
+            if getattr(self, "_nets", None) is None:
+                self._nets = self.model.unstack()  # copied once per Predictor
+            nets = self._nets
+            sub = PaperNets.stack([nets[self.traits.index(t)] for t in traits]).eval()
+            soft = predict_paper(sub, torch.from_numpy(grey(variants)), "cpu")  # (577, K, 2)
+            scores = np.log(np.clip(soft[..., sub.positive_index].numpy(), 1e-9, 1.0))
+            cols = list(range(len(traits)))
         out = {}
-        for t in traits:
-            j = self.traits.index(t)
+        for t, j in zip(traits, cols):
             out[t] = np.clip(scores[0, j] - scores[1:, j], 0, None).reshape(24, 24)
         return out
 
