@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from . import __version__, runs
 from .data import TYPES, Punks, atomic_write
-from .metrics import COLUMNS, best_worst, evaluate, shares
+from .metrics import COLUMNS, best_worst, shares
 
 FIGURES = "report-figures"  # folder beside report.html
 
@@ -46,12 +46,8 @@ class RunView:
     config: dict
     metrics: dict
     history: dict  # recipe ours: history.json; paper: trait -> nets/NN-name.json
-    test: np.ndarray  # test punk ids
-    truth: np.ndarray  # (N, T) official labels in config['traits'] order
-    hidden: np.ndarray | None  # (N, T) bool
-    prob: np.ndarray  # (N, T)
-    pred: np.ndarray  # (N, T) 0/1
-    predictor: object  # predict.Predictor, for heatmaps
+    predictor: object  # predict.Predictor, for heatmaps (None: a compared run)
+    scores: runs.TestScores | None  # test-split predictions and labels (None: a compared run)
 
     @property
     def traits(self) -> list[str]:
@@ -68,12 +64,19 @@ def load_run(path: Path, punks: Punks, predict: bool = True) -> RunView:
 
     path = Path(path)
     metrics = runs.read_json(path / "metrics.json")
+    predictor = scores = None
     if predict:
         predictor = Predictor(path)
         config = predictor.config
-    else:
-        predictor, config = None, runs.read_json(path / "config.json")
-    runs.check_data(config, punks)
+        scores = runs.score_test_split(path, predictor.model, config, punks)
+        if scores.metrics["per_trait"] != metrics["per_trait"]:
+            raise runs.RunError(
+                f"{path}/metrics.json does not match the saved weights on this data; "
+                f"run `punktraits evaluate {path}` first"
+            )
+    else:  # a compared run: its config, metrics and curves only
+        config = runs.read_json(path / "config.json")
+        runs.check_data(config, punks)
     if config["recipe"] == "ours":
         history = runs.read_json(path / "history.json")
     else:
@@ -81,21 +84,7 @@ def load_run(path: Path, punks: Punks, predict: bool = True) -> RunView:
             t: runs.read_json(path / "nets" / f"{runs.net_stem(i, t)}.json")
             for i, t in enumerate(config["traits"])
         }
-    test = np.array(runs.read_json(path / "split.json")["test"])
-    cols = [punks.traits.index(t) for t in config["traits"]]
-    truth = punks.labels[test][:, cols]
-    hidden = None if punks.hidden is None else punks.hidden[test][:, cols]
-    prob = pred = np.zeros(truth.shape)
-    if predict:
-        prob = predictor.probabilities(punks.images[test])
-        pred = runs.predictions(predictor.model, config, prob)
-        again = evaluate(config["traits"], truth, pred, hidden)
-        if again["per_trait"] != metrics["per_trait"]:
-            raise runs.RunError(
-                f"{path}/metrics.json does not match the saved weights on this data; "
-                f"run `punktraits evaluate {path}` first"
-            )
-    return RunView(path, config, metrics, history, test, truth, hidden, prob, pred, predictor)
+    return RunView(path, config, metrics, history, predictor, scores)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -112,9 +101,9 @@ def data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def punk_png(punk: np.ndarray, zoom: int = 1) -> bytes:
-    img = Image.fromarray(punk, "RGBA")
-    return png_bytes(img.resize((24 * zoom, 24 * zoom), Image.NEAREST) if zoom > 1 else img)
+def punk_png(punk: np.ndarray) -> bytes:
+    """The 24x24 RGBA punk as PNG (pages enlarge it with CSS or canvas, pixelated)."""
+    return png_bytes(Image.fromarray(punk, "RGBA"))
 
 
 def punk_grid(punks: np.ndarray, frames: list[str], cols: int = 8, zoom: int = 4) -> Image.Image:
@@ -134,7 +123,7 @@ def punk_grid(punks: np.ndarray, frames: list[str], cols: int = 8, zoom: int = 4
     return sheet
 
 
-FRAME = {"found": "#2e9e44", "missed": "#d62728", "hidden": "#bbbbbb", "false": "#ff9f1c"}
+FRAME = {"found": "#2e9e44", "missed": "#d62728", "hidden": "#bbbbbb"}
 
 
 def _plt():
@@ -156,11 +145,13 @@ def fig_png(fig) -> bytes:
     return buf.getvalue()
 
 
-def _smooth(values: np.ndarray, width: int) -> np.ndarray:
-    if len(values) < width or width < 2:
-        return values
-    k = np.ones(width) / width
-    return np.convolve(values, k, mode="valid")
+def _training_line(ax, values: np.ndarray, width: int, lw: float, label: str | None = None):
+    """Per-step values, faint, and their running mean over `width` steps on top."""
+    x = np.arange(1, len(values) + 1)
+    ax.plot(x, values, color="#1f77b4", alpha=0.25, lw=0.7)
+    if 2 <= width <= len(values):
+        values = np.convolve(values, np.ones(width) / width, mode="valid")
+    ax.plot(x[len(x) - len(values) :], values, color="#1f77b4", lw=lw, label=label)
 
 
 def curves(view: RunView) -> tuple[bytes, str]:
@@ -193,15 +184,11 @@ def curves(view: RunView) -> tuple[bytes, str]:
         per_epoch = n // max(n_ep, 1)
         what = f"mean over the {len(nets)} nets; accuracy = share of the batch right"
         note = "all epochs kept (the paper has no early stopping)"
-    x = np.arange(1, len(loss) + 1)
     width = max(1, len(loss) // 60)
     for ax, train, test, label in ((axes[0], loss, test_loss, "loss"),
                                    (axes[1], acc, test_acc, "accuracy")):  # fmt: skip
         if np.isfinite(train).any():
-            ax.plot(x, train, color="#1f77b4", alpha=0.25, lw=0.8)
-            sm = _smooth(train, width)
-            ax.plot(x[width - 1 :] if width > 1 and len(sm) < len(x) else x, sm,
-                    color="#1f77b4", lw=1.5, label="training batches")  # fmt: skip
+            _training_line(ax, train, width, 1.5, "training batches")
         ends = [(i + 1) * per_epoch for i in range(len(test))]
         pts = [(e, v) for e, v in zip(ends, test) if v is not None]
         if pts:
@@ -227,10 +214,7 @@ def per_trait_curves(view: RunView, traits: list[str]) -> bytes:
         for r, (key, label) in enumerate((("loss", "loss"), ("accuracy", "accuracy"))):
             ax = axes[r, c]
             v = np.array(h[key])
-            ax.plot(np.arange(1, len(v) + 1), v, color="#1f77b4", alpha=0.3, lw=0.6)
-            w = max(1, len(v) // 40)
-            sm = _smooth(v, w)
-            ax.plot(np.arange(len(v) - len(sm) + 1, len(v) + 1), sm, color="#1f77b4", lw=1.2)
+            _training_line(ax, v, max(1, len(v) // 40), 1.2)
             ax.plot(ends, h[f"test_{key}"], "o-", color="#d62728", ms=3, lw=1)
             if r == 0:
                 ax.set_title(f"{t}\nF1 {view.metrics['per_trait'][t]['f1']:.3f}", fontsize=9)
@@ -278,11 +262,12 @@ def cdfs(views: list[RunView]) -> bytes:
 
 def type_confusion(view: RunView) -> np.ndarray | None:
     """5x5 counts, rows = true type, columns = predicted (argmax of the type scores)."""
+    sc = view.scores
     if not all(t in view.traits for t in TYPES):
         return None
     cols = [view.traits.index(t) for t in TYPES]
-    true = view.truth[:, cols].argmax(1)
-    pred = view.prob[:, cols].argmax(1)
+    true = sc.truth[:, cols].argmax(1)
+    pred = sc.prob[:, cols].argmax(1)
     m = np.zeros((len(TYPES), len(TYPES)), np.int64)
     np.add.at(m, (true, pred), 1)
     return m
@@ -309,16 +294,15 @@ def confusion_png(m: np.ndarray) -> bytes:
 
 def _examples(view: RunView, punks: Punks, trait: str, limit: int = 24) -> dict:
     """Test punks with the trait (Figs. 6-10), missed ones first, then hidden labels, then found."""
+    sc = view.scores
     j = view.traits.index(trait)
-    has = np.flatnonzero(view.truth[:, j])
-    hid = view.hidden[:, j] if view.hidden is not None else np.zeros(len(view.truth), bool)
-    kind = np.array(
-        ["hidden" if hid[i] else ("found" if view.pred[i, j] else "missed") for i in has]
-    )
+    has = np.flatnonzero(sc.truth[:, j])
+    hid = sc.hidden[:, j] if sc.hidden is not None else np.zeros(len(sc.truth), bool)
+    kind = np.array(["hidden" if hid[i] else ("found" if sc.pred[i, j] else "missed") for i in has])
     order = np.argsort([{"missed": 0, "hidden": 1, "found": 2}[k] for k in kind], kind="stable")
     pick = has[order][:limit]
     frames = [FRAME[k] for k in kind[order][:limit]]
-    grid = punk_grid(punks.images[view.test[pick]], frames) if len(pick) else None
+    grid = punk_grid(punks.images[sc.test[pick]], frames) if len(pick) else None
     return {
         "trait": trait,
         "row": view.metrics["per_trait"][trait],
@@ -327,8 +311,7 @@ def _examples(view: RunView, punks: Punks, trait: str, limit: int = 24) -> dict:
         "total": len(has),
         "missed": int((kind == "missed").sum()),
         "hidden": int((kind == "hidden").sum()),
-        "false": int(((view.truth[:, j] == 0) & (view.pred[:, j] == 1)).sum()),
-        "ids": view.test[pick].tolist(),
+        "false": int(((sc.truth[:, j] == 0) & (sc.pred[:, j] == 1)).sum()),
     }
 
 
@@ -336,34 +319,36 @@ def _heatmaps(view: RunView, punks: Punks, trait: str, limit: int = 4) -> list[d
     """Occlusion heatmaps of `trait` on test punks: its errors first, then correct positives."""
     from .predict import render_explanation
 
+    sc = view.scores
     j = view.traits.index(trait)
-    t, p = view.truth[:, j].astype(bool), view.pred[:, j].astype(bool)
-    if view.hidden is not None:
-        t &= ~view.hidden[:, j]  # a hidden label has no pixel to point at
+    t, p = sc.truth[:, j].astype(bool), sc.pred[:, j].astype(bool)
+    if sc.hidden is not None:
+        t &= ~sc.hidden[:, j]  # a hidden label has no pixel to point at
     order = np.concatenate([np.flatnonzero(t & ~p), np.flatnonzero(~t & p), np.flatnonzero(t & p)])
     out = []
     for i in order[:limit]:
-        punk = punks.images[view.test[i]]
+        punk = punks.images[sc.test[i]]
         heat = view.predictor.occlusion(punk, [trait])
-        probs = {trait: float(view.prob[i, j])}
+        probs = {trait: float(sc.prob[i, j])}
         picture = render_explanation(punk, heat, probs, zoom=6)
         what = (
             "missed" if t[i] and not p[i] else ("false positive" if p[i] and not t[i] else "found")
         )
-        out.append({"id": int(view.test[i]), "what": what, "png": png_bytes(picture)})
+        out.append({"id": int(sc.test[i]), "what": what, "png": png_bytes(picture)})
     return out
 
 
 def _misclassified(view: RunView, punks: Punks) -> list[dict]:
     """Every test punk whose predicted traits differ from its official labels."""
+    sc = view.scores
     rows = []
-    hidden = view.hidden if view.hidden is not None else np.zeros(view.truth.shape, bool)
-    wrong = np.flatnonzero((view.truth != view.pred).any(1))
+    hidden = sc.hidden if sc.hidden is not None else np.zeros(sc.truth.shape, bool)
+    wrong = np.flatnonzero((sc.truth != sc.pred).any(1))
     for i in wrong:
-        tr, pr, hd = view.truth[i].astype(bool), view.pred[i].astype(bool), hidden[i]
+        tr, pr, hd = sc.truth[i].astype(bool), sc.pred[i].astype(bool), hidden[i]
         rows.append({
-            "id": int(view.test[i]),
-            "uri": data_uri(punk_png(punks.images[view.test[i]])),
+            "id": int(sc.test[i]),
+            "uri": data_uri(punk_png(punks.images[sc.test[i]])),
             "truth": [view.traits[j] for j in np.flatnonzero(tr)],
             "missed": [view.traits[j] for j in np.flatnonzero(tr & ~pr & ~hd)],
             "hidden": [view.traits[j] for j in np.flatnonzero(tr & ~pr & hd)],

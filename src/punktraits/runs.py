@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -179,17 +180,37 @@ def check_data(config: dict, punks: Punks) -> None:
         )
 
 
+@dataclass
+class TestScores:
+    """A model's predictions on its run's test split, beside the labels; columns in the order of
+    config['traits']."""
+
+    test: np.ndarray  # (N,) test punk ids
+    truth: np.ndarray  # (N, T) official labels
+    hidden: np.ndarray | None  # (N, T) bool, None without hidden.csv
+    prob: np.ndarray  # (N, T)
+    pred: np.ndarray  # (N, T) 0/1
+    metrics: dict  # metrics.evaluate of pred against truth
+
+
+def score_test_split(run: Path, model, config: dict, punks: Punks) -> TestScores:
+    """Predict the test punks of `run`'s split.json and evaluate the predictions."""
+    check_data(config, punks)
+    test = np.array(read_json(Path(run) / "split.json")["test"])
+    cols = [punks.traits.index(t) for t in config["traits"]]
+    truth = punks.labels[test][:, cols]
+    hidden = None if punks.hidden is None else punks.hidden[test][:, cols]
+    prob = probabilities(model, config, punks.images[test])
+    pred = predictions(model, config, prob)
+    return TestScores(test, truth, hidden, prob, pred,
+                      evaluate(config["traits"], truth, pred, hidden))  # fmt: skip
+
+
 def finish(run: Path, punks: Punks) -> dict:
     """Evaluate a run folder's saved weights on its test split; write metrics.json and .csv."""
     run = Path(run)
     model, config = load_model(run)
-    check_data(config, punks)
-    test = np.array(read_json(run / "split.json")["test"])
-    cols = [punks.traits.index(t) for t in config["traits"]]
-    prob = probabilities(model, config, punks.images[test])
-    pred = predictions(model, config, prob)
-    hidden = None if punks.hidden is None else punks.hidden[test][:, cols]
-    m = evaluate(config["traits"], punks.labels[test][:, cols], pred, hidden)
+    m = score_test_split(run, model, config, punks).metrics
     if config["model"]["name"] == "PunkNet":
         seconds = read_json(run / "history.json")["train_seconds"]
     else:

@@ -74,24 +74,15 @@ class Gallery:
         self.reason: str | None = None
         try:
             punks = D.load(data_dir, download=False, progress=False)
-            runs.check_data(predictor.config, punks)
-        except DataError as e:
+            scores = runs.score_test_split(predictor.run, predictor.model, predictor.config, punks)
+        except (DataError, runs.RunError) as e:
             self.reason = f"no gallery: {e}"
             return
-        split = predictor.run / "split.json"
-        if not split.exists():
-            self.reason = f"no gallery: {predictor.run} has no split.json"
-            return
         self.punks = punks
-        self.test = np.array(runs.read_json(split)["test"])
+        self.test = scores.test
         traits = predictor.traits
-        cols = [punks.traits.index(t) for t in traits]
-        prob = predictor.probabilities(punks.images[self.test])
-        pred = runs.predictions(predictor.model, predictor.config, prob).astype(bool)
-        truth = punks.labels[self.test][:, cols].astype(bool)
-        hidden = (
-            punks.hidden[self.test][:, cols] if punks.hidden is not None else np.zeros_like(truth)
-        )
+        pred, truth = scores.pred.astype(bool), scores.truth.astype(bool)
+        hidden = scores.hidden if scores.hidden is not None else np.zeros_like(truth)
         visible_wrong = (pred != (truth & ~hidden)).any(1)
         official_wrong = (pred != truth).any(1)
         for k, i in enumerate(self.test.tolist()):
@@ -112,7 +103,7 @@ class Gallery:
         return {
             "official": names,
             "hidden": [t for t in names if hidden[p.traits.index(t)]],
-            "test": bool(i in set(self.test.tolist())),
+            "test": bool((self.test == i).any()),
         }
 
 
