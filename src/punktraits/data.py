@@ -15,12 +15,14 @@ import csv
 import hashlib
 import io
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from .errors import DataError, PunktraitsError  # noqa: F401  (re-exported until callers move)
+from .files import atomic_write
 
 ENV_DATA = "PUNKTRAITS_DATA"
 ENV_MIRROR = "PUNKTRAITS_MIRROR"  # base URL serving punks.png and cryptopunks.csv (tests, mirrors)
@@ -73,14 +75,6 @@ SKINS = tuple(f"{g} {k}" for g in ("Male", "Female") for k in range(1, 5))
 TONES = {"Dark": 1, "Medium": 2, "Light": 3, "Albino": 4}
 
 
-class PunktraitsError(Exception):
-    """An error a user can act on; its message says what was wrong and what to do, in one line."""
-
-
-class DataError(PunktraitsError):
-    """A problem with the data folder."""
-
-
 def split_field(s: str) -> list[str]:
     return s.split(" / ") if s else []
 
@@ -91,19 +85,6 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that a reader never sees a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # ---------------------------------------------------------------------------------------------

@@ -30,21 +30,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from .errors import ImageError
+
 FORMATS = {"PNG", "JPEG", "GIF", "WEBP", "BMP"}
 MAX_PIXELS = 4096 * 4096  # refuse bigger images before decoding them
 MAX_BYTES = 50 * 1024 * 1024
 MATTE = np.array([255.0, 0.0, 255.0])  # where an image has alpha, it is composited on this first
-
-
-class ImageError(ValueError):
-    """An image that cannot be read as a punk; the message names the file and the reason.
-
-    `status` sorts the reasons as HTTP does (the web app answers with it): 413 too large (bytes
-    or pixels), 415 not an image or an unsupported format, 422 unreadable or not a punk."""
-
-    def __init__(self, message: str, status: int = 422):
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass
