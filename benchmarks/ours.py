@@ -19,9 +19,10 @@ from pathlib import Path
 import torch
 
 from punktraits import data as D
+from punktraits.files import read_json
 from punktraits.metrics import f1_scores
-from punktraits.runs import load_model, read_json
-from punktraits.train import TrainConfig, decide, rgba, train
+from punktraits.recipes.ours import decide, rgba
+from punktraits.run import Run, TrainConfig, train
 
 
 def main() -> None:
@@ -50,7 +51,7 @@ def main() -> None:
             f"official {m['macro_f1']:.4f} (ceiling {m['macro_f1_ceiling']:.4f}); "
             f"train {m['train_seconds']:.1f} s, whole command {wall:.1f} s"
         )
-        model, _ = load_model(out)
+        model = Run.open(out).model
     test = D.split(punks.labels, seed=0)[1]  # the default split's test punks
     x = rgba(punks.images[test])
     with torch.inference_mode():

@@ -18,7 +18,7 @@ import torch
 
 from punktraits import data as D
 from punktraits.models import PaperNets
-from punktraits.train import _mse_softmax, grey
+from punktraits.recipes.paper import grey, mse_softmax
 
 FULL = 92 * 12 * 16_000  # examples in the paper's protocol
 
@@ -28,7 +28,7 @@ def rate(k: int, steps: int, x_all: torch.Tensor, device: torch.device) -> float
     torch.manual_seed(0)
     model = PaperNets(k).to(device)
     opt = torch.optim.Adagrad(model.parameters(), lr=0.01, lr_decay=0.01)
-    loss_fn = _mse_softmax(1)
+    loss_fn = mse_softmax(1)
     gen = torch.Generator().manual_seed(0)
     batches = [
         torch.randint(len(x_all), (k, 100), generator=gen).to(device) for _ in range(steps + 3)

@@ -26,7 +26,7 @@ from playwright.sync_api import sync_playwright
 
 from punktraits import data as D
 from punktraits.report import build
-from punktraits.runs import DEFAULT_MODEL
+from punktraits.run import DEFAULT_MODEL
 
 DOCS = Path(__file__).parent
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -8,7 +8,8 @@ import torch
 
 from punktraits import data as D
 from punktraits.models import PaperNets, PunkNet, palette_of
-from punktraits.train import decide, grey, oversample, rgba
+from punktraits.recipes.ours import decide, rgba
+from punktraits.recipes.paper import grey, oversample
 
 
 @pytest.mark.parametrize("variant", ["code", "text"])

@@ -188,7 +188,7 @@ def test_cli_predict_folder_json_csv_and_exit_code(tmp_path, punks):
 
 def test_explain_finds_a_planted_pixel(tmp_path):
     from punktraits.predict import Predictor
-    from punktraits.train import TrainConfig, train
+    from punktraits.run import TrainConfig, train
 
     punks = D.synthetic(1000, seed=2, planted=("Mole",))
     train(punks, TrainConfig(n_test=200, epochs=20, seed=0), tmp_path / "run", progress=False)
@@ -240,7 +240,7 @@ def test_cli_explain_writes_a_png(tmp_path, punks):
 def test_onnx_matches_torch(tmp_path, punks, model):
     import onnxruntime as ort
 
-    from punktraits.train import rgba
+    from punktraits.recipes.ours import rgba
 
     path = tmp_path / "m.onnx"
     r = CliRunner().invoke(cli, ["export", "--onnx", str(path)])
@@ -255,7 +255,8 @@ def test_onnx_matches_torch(tmp_path, punks, model):
 def test_a_tampered_model_folder_is_refused(tmp_path):
     import shutil
 
-    from punktraits.runs import DEFAULT_MODEL, RunError
+    from punktraits.errors import RunError
+    from punktraits.run import DEFAULT_MODEL
 
     run = tmp_path / "m"
     shutil.copytree(DEFAULT_MODEL, run)

@@ -11,9 +11,10 @@ from click.testing import CliRunner
 
 from punktraits import data as D
 from punktraits.cli import cli
+from punktraits.errors import RunError
+from punktraits.files import read_json
 from punktraits.report import build
-from punktraits.runs import RunError, load_model, predictions, probabilities, read_json
-from punktraits.train import TrainConfig, train
+from punktraits.run import Run, TrainConfig, train
 
 PAPER_TRAITS = ("Alien", "Ape", "Zombie", "Female", "Male", "Rosy Cheeks", "Earring")
 
@@ -99,9 +100,9 @@ def test_report_table_equals_metrics_json(ours_report):
 def test_report_content_matches_the_runs_predictions(ours_report, punks):
     run = ours_report.parent
     html = ours_report.read_text("utf-8")
-    model, config = load_model(run)
+    r = Run.open(run)
     test = np.array(read_json(run / "split.json")["test"])
-    pred = predictions(model, config, probabilities(model, config, punks.images[test]))
+    pred = r.decide(r.probabilities(punks.images[test]))
     truth = punks.labels[test]
     n_wrong = int((pred != truth).any(1).sum())
     cells = parse(ours_report)

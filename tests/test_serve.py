@@ -21,7 +21,8 @@ from PIL import Image
 
 from punktraits import data as D
 from punktraits.cli import cli
-from punktraits.runs import DEFAULT_MODEL, read_json
+from punktraits.files import read_json
+from punktraits.run import DEFAULT_MODEL, Run
 
 BLUE = (0x63, 0x85, 0x96)
 
@@ -141,13 +142,11 @@ def test_explain_gives_the_punk_and_a_heatmap_per_trait(client, punks):
 
 
 def test_gallery_marks_exactly_the_wrong_test_punks(client, punks):
-    from punktraits.runs import load_model, predictions, probabilities
-
     g = client.get("/api/gallery").json()
     test = np.array(read_json(DEFAULT_MODEL / "split.json")["test"])
     assert g["available"] and [p["id"] for p in g["punks"]] == test.tolist()
-    model, config = load_model()
-    pred = predictions(model, config, probabilities(model, config, punks.images[test]))
+    r = Run.open()
+    pred = r.decide(r.probabilities(punks.images[test]))
     wrong = (pred != punks.visible[test]).any(1)
     assert [p["wrong"] for p in g["punks"]] == wrong.tolist()
     assert 0 < wrong.sum() < 100

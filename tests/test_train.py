@@ -12,8 +12,8 @@ from safetensors.torch import load_file
 
 from punktraits import data as D
 from punktraits.cli import cli
-from punktraits.runs import RunError, finish, load_model
-from punktraits.train import TrainConfig, train
+from punktraits.errors import RunError
+from punktraits.run import Run, TrainConfig, train
 
 THREE = ("Beanie", "Choker", "Pilot Helmet")
 
@@ -50,7 +50,7 @@ def test_paper_run_folder_and_evaluate_reproduce_metrics(tiny, tmp_path):
     run = tmp_path / "run"
     metrics = train(tiny, paper_cfg(), run, progress=False)
     assert sorted(p.name for p in run.iterdir()) == [
-        "config.json", "metrics.csv", "metrics.json", "nets", "split.json"]  # fmt: skip
+        "config.json", "metrics.csv", "metrics.json", "nets", "palette.json", "split.json"]  # fmt: skip
     config = json.loads((run / "config.json").read_text())
     assert config["traits"] == list(THREE) and config["per_class"] == 100
     hist = json.loads((run / "nets" / "00-beanie.json").read_text())
@@ -58,7 +58,7 @@ def test_paper_run_folder_and_evaluate_reproduce_metrics(tiny, tmp_path):
     split = json.loads((run / "split.json").read_text())
     assert len(split["test"]) == 60 and not set(split["test"]) & set(split["train"])
     saved = json.loads((run / "metrics.json").read_text())
-    assert finish(run, tiny) == saved == json.loads(json.dumps(metrics))
+    assert Run.open(run).evaluate(tiny) == saved == json.loads(json.dumps(metrics))
     assert (run / "metrics.csv").read_text().splitlines()[0].startswith("trait,support,tp,fp")
     for key in ("recipe", "seed", "epochs", "train_seconds", "device", "threads", "n_test",
                 "macro_f1", "exact_match"):  # fmt: skip
@@ -103,12 +103,12 @@ def test_tampered_run_folder_is_refused(tiny, tmp_path):
     weights = run / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:100])
     with pytest.raises(RunError, match="not a readable safetensors file"):
-        load_model(run)
+        Run.open(run)
     weights.unlink()
     with pytest.raises(RunError, match="model.safetensors is missing"):
-        load_model(run)
+        Run.open(run)
     with pytest.raises(RunError, match="config.json is missing"):
-        load_model(tmp_path)
+        Run.open(tmp_path)
 
 
 # --- the real data ----------------------------------------------------------------------------
@@ -155,15 +155,16 @@ def test_cli_evaluate_and_compare(ours_run, data_dir, tmp_path):
 
 
 def test_shipped_default_model_loads_and_matches_its_metrics(punks):
+    from punktraits.files import read_json
     from punktraits.metrics import evaluate
-    from punktraits.runs import DEFAULT_MODEL, predictions, probabilities, read_json
+    from punktraits.run import DEFAULT_MODEL
 
-    model, config = load_model()
-    assert config["recipe"] == "ours" and config["traits"] == list(D.TRAITS)
+    r = Run.open()
+    assert r.config["recipe"] == "ours" and r.config["traits"] == list(D.TRAITS)
     assert (DEFAULT_MODEL / "model.safetensors").stat().st_size < 8_000_000
     test = np.array(read_json(DEFAULT_MODEL / "split.json")["test"])
     np.testing.assert_array_equal(test, D.split(punks.labels, seed=0)[1])
-    pred = predictions(model, config, probabilities(model, config, punks.images[test]))
+    pred = r.decide(r.probabilities(punks.images[test]))
     m = evaluate(D.TRAITS, punks.labels[test], pred, punks.hidden[test])
     shipped = read_json(DEFAULT_MODEL / "metrics.json")
     assert m["per_trait"] == shipped["per_trait"]
@@ -185,7 +186,7 @@ def test_ours_is_deterministic_for_a_seed_on_cpu(tiny, tmp_path):
 
 def test_paper_occlusion_uses_only_the_asked_nets_and_equals_the_full_model(tiny, tmp_path):
     from punktraits.predict import Predictor
-    from punktraits.train import grey, predict_paper
+    from punktraits.recipes.paper import grey, predict
 
     train(tiny, paper_cfg(epochs=8), tmp_path / "run", progress=False)
     model = Predictor(tmp_path / "run")
@@ -195,8 +196,8 @@ def test_paper_occlusion_uses_only_the_asked_nets_and_equals_the_full_model(tiny
     variants = np.repeat(punk[None], 577, 0)
     ys, xs = np.divmod(np.arange(576), 24)
     variants[np.arange(1, 577), ys, xs] = 0
-    soft = predict_paper(model.model, torch.from_numpy(grey(variants)), "cpu")
-    score = np.log(np.clip(soft[:, 1, model.model.positive_index].numpy(), 1e-9, 1.0))
+    soft = predict(model.run.model, torch.from_numpy(grey(variants)))
+    score = np.log(np.clip(soft[:, 1, model.run.model.positive_index].numpy(), 1e-9, 1.0))
     want = np.clip(score[0] - score[1:], 0, None).reshape(24, 24)
     np.testing.assert_allclose(heat, want, atol=1e-5)
     assert heat.shape == (24, 24) and want.max() > 1e-3  # a map with something in it

@@ -5,7 +5,8 @@ model = load_model()                    # the default model shipped with the pac
 model.predict("punk.png").accessories   # ['Earring', 'Blonde Bob', ...]
 """
 
-__version__ = "0.1.0"
+from .version import __version__
+
 __all__ = ["load_model", "Predictor", "Prediction", "__version__"]
 
 

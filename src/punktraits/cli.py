@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from . import __version__
-from .data import PunktraitsError
+from .errors import PunktraitsError
+from .version import __version__
 
 DATA_DIR = click.option(
     "--data-dir",
@@ -105,10 +105,9 @@ def print_summary(metrics: dict, out: Path | None = None) -> None:
 @DATA_DIR
 @click.option(
     "--recipe",
-    type=click.Choice(["ours", "paper"]),
     default="ours",
     show_default=True,
-    help="ours: one colour CNN; paper: the seed paper's 92 binary CNNs.",
+    help="ours: one colour CNN; paper: the seed paper's 92 binary CNNs (recipes/).",
 )
 @click.option(
     "--epochs",
@@ -168,9 +167,11 @@ def train(
 ) -> None:
     """Train a model, evaluate it on the test split, write a run folder."""
     from . import data as D
-    from .train import TrainConfig
-    from .train import train as run_training
+    from . import recipes
+    from .run import TrainConfig
+    from .run import train as run_training
 
+    recipes.get(recipe)  # an unknown name fails before the data is loaded
     if traits and recipe != "paper":
         raise click.UsageError("--traits applies to --recipe paper only")
     cfg = TrainConfig(
@@ -197,9 +198,9 @@ def train(
 def evaluate(run: Path, data_dir: Path | None) -> None:
     """Recompute a run folder's test metrics from its saved weights."""
     from . import data as D
-    from .runs import finish
+    from .run import Run
 
-    metrics = finish(run, D.load(data_dir))
+    metrics = Run.open(run).evaluate(D.load(data_dir))
     print_summary(metrics, run)
     click.echo(f"wrote {run / 'metrics.json'} and {run / 'metrics.csv'}")
 
@@ -215,9 +216,8 @@ def evaluate(run: Path, data_dir: Path | None) -> None:
 )
 def compare(run_a: Path, run_b: Path, csv_path: Path | None) -> None:
     """Per-trait F1 of two run folders side by side, and their aggregates."""
-    from .data import atomic_write
+    from .files import atomic_write, read_json
     from .metrics import compare as compare_metrics
-    from .runs import read_json
 
     a, b = read_json(run_a / "metrics.json"), read_json(run_b / "metrics.json")
     text, table_csv = compare_metrics(
@@ -243,8 +243,8 @@ def compare(run_a: Path, run_b: Path, csv_path: Path | None) -> None:
 def report(run: Path, other: Path | None, data_dir: Path | None) -> None:
     """Write RUN/report.html: the paper's tables and figures for a run, and more."""
     from . import data as D
+    from .files import read_json
     from .report import FIGURES, build
-    from .runs import read_json
 
     for folder in (run, other) if other else (run,):
         read_json(folder / "metrics.json")  # a wrong folder fails now, not after loading data
@@ -338,21 +338,13 @@ def predict(paths, model_dir, fmt, batch_size) -> None:
 )
 def explain(image, model_dir, trait, out_path) -> None:
     """Write a PNG: the punk enlarged, and a heatmap of the pixels behind each trait."""
-    from .data import atomic_write
-    from .normalize import ImageError
+    from .files import atomic_write, png_bytes
     from .predict import load_model
 
     model = load_model(model_dir)
-    try:
-        picture, heat = model.explain(image, trait)
-    except ImageError as e:
-        raise PunktraitsError(str(e)) from None
+    picture, heat = model.explain(image, trait)
     out_path = out_path or image.with_name(image.name + ".explain.png")
-    import io
-
-    buf = io.BytesIO()
-    picture.save(buf, format="PNG")
-    atomic_write(out_path, buf.getvalue())
+    atomic_write(out_path, png_bytes(picture))
     for name, h in heat.items():
         y, x = divmod(int(h.argmax()), 24)
         click.echo(f"{name}: hottest pixel row {y}, column {x}")

@@ -11,6 +11,7 @@ import base64
 import io
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -88,3 +89,8 @@ def punk_png(punk: np.ndarray) -> bytes:
 
 def punk_uri(punk: np.ndarray) -> str:
     return data_uri(punk_png(punk))
+
+
+def slug(name: str) -> str:
+    """A file-name part for a trait: "3D Glasses" -> "3d-glasses"."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")

@@ -132,14 +132,20 @@ class PunkNet(nn.Module):
         )
 
     @torch.no_grad()
-    def colour_index(self, x: torch.Tensor, chunk: int = 256) -> torch.Tensor:
-        """Nearest palette colour of every pixel: (B, 4, 24, 24) -> (B, 24, 24) long."""
+    def colour_index(self, x: torch.Tensor, chunk: int = 8) -> torch.Tensor:
+        """Nearest palette colour of every pixel: (B, 4, 24, 24) -> (B, 24, 24) long.
+
+        The distances of a chunk are a (chunk * 576, P) matrix: 4 MB for 8 punks and 222
+        colours, computed in place (chunks of 256 with temporaries peaked at ~0.5 GB)."""
         p = self.palette  # (P, 4)
         out = []
-        chunks = [x] if torch.onnx.is_in_onnx_export() else x.split(chunk)  # ONNX: batch dynamic
-        for xb in chunks:
+        onnx = torch.onnx.is_in_onnx_export()
+        for xb in [x] if onnx else x.split(chunk):  # ONNX: the batch stays dynamic
             px = xb.permute(0, 2, 3, 1).reshape(-1, 4)  # (b*576, 4)
-            d = (px * px).sum(1, keepdim=True) - 2 * px @ p.T + (p * p).sum(1)  # (b*576, P)
+            if onnx:
+                d = (px * px).sum(1, keepdim=True) - 2 * px @ p.T + (p * p).sum(1)  # (b*576, P)
+            else:  # the same sums in the same order, without temporaries
+                d = (px @ p.T).mul_(-2).add_((px * px).sum(1, keepdim=True)).add_((p * p).sum(1))
             out.append(d.argmin(1).reshape(-1, xb.shape[2], xb.shape[3]))
         return torch.cat(out)
 

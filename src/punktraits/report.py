@@ -16,19 +16,22 @@ punk, occlusion heatmaps (predict.py) for the worst traits, and the confusion ma
 
 from __future__ import annotations
 
-import base64
 import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
-from . import __version__, runs
-from .data import TYPES, Punks, atomic_write
+from .data import TYPES, Punks
+from .draw import punk_grid
+from .errors import RunError
+from .files import atomic_write, data_uri, png_bytes, punk_png, read_json, slug
 from .metrics import COLUMNS, best_worst, shares
+from .predict import Predictor
+from .run import Run, TestScores
+from .version import __version__
 
 FIGURES = "report-figures"  # folder beside report.html
 
@@ -40,18 +43,26 @@ PAPER_PERFECT_SHARE = 0.5  # "about half of the models" reach F1 = 1
 
 @dataclass
 class RunView:
-    """A finished run folder with its test-split predictions."""
+    """A finished run folder, its metrics and curves, and (for the main run) its test-split
+    predictions."""
 
-    path: Path
-    config: dict
+    run: Run
     metrics: dict
-    history: dict  # recipe ours: history.json; paper: trait -> nets/NN-name.json
-    predictor: object  # predict.Predictor, for heatmaps (None: a compared run)
-    scores: runs.TestScores | None  # test-split predictions and labels (None: a compared run)
+    curves: dict  # the recipe's training curves (recipes/base.py: Recipe.curves)
+    predictor: Predictor | None  # for heatmaps (None: a compared run)
+    scores: TestScores | None  # test-split predictions and labels (None: a compared run)
+
+    @property
+    def path(self) -> Path:
+        return self.run.path
+
+    @property
+    def config(self) -> dict:
+        return self.run.config
 
     @property
     def traits(self) -> list[str]:
-        return list(self.config["traits"])
+        return self.run.traits
 
     @property
     def name(self) -> str:
@@ -60,67 +71,27 @@ class RunView:
 
 def load_run(path: Path, punks: Punks, predict: bool = True) -> RunView:
     """Read a run folder; check that its metrics.json still matches its weights."""
-    from .predict import Predictor
-
     path = Path(path)
-    metrics = runs.read_json(path / "metrics.json")
+    metrics = read_json(path / "metrics.json")
     predictor = scores = None
     if predict:
-        predictor = Predictor(path)
-        config = predictor.config
-        scores = runs.score_test_split(path, predictor.model, config, punks)
+        run = Run.open(path)
+        predictor = Predictor(run)
+        scores = run.score_test_split(punks)
         if scores.metrics["per_trait"] != metrics["per_trait"]:
-            raise runs.RunError(
+            raise RunError(
                 f"{path}/metrics.json does not match the saved weights on this data; "
                 f"run `punktraits evaluate {path}` first"
             )
     else:  # a compared run: its config, metrics and curves only
-        config = runs.read_json(path / "config.json")
-        runs.check_data(config, punks)
-    if config["recipe"] == "ours":
-        history = runs.read_json(path / "history.json")
-    else:
-        history = {
-            t: runs.read_json(path / "nets" / f"{runs.net_stem(i, t)}.json")
-            for i, t in enumerate(config["traits"])
-        }
-    return RunView(path, config, metrics, history, predictor, scores)
+        run = Run(path, read_json(path / "config.json"))
+        run.check_data(punks)
+    curves = run.recipe.curves(run.history, run.config)
+    return RunView(run, metrics, curves, predictor, scores)
 
 
 # ---------------------------------------------------------------------------------------------
 # Pictures
-
-
-def png_bytes(image: Image.Image) -> bytes:
-    buf = io.BytesIO()
-    image.save(buf, format="PNG", optimize=True)
-    return buf.getvalue()
-
-
-def data_uri(png: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-
-
-def punk_png(punk: np.ndarray) -> bytes:
-    """The 24x24 RGBA punk as PNG (pages enlarge it with CSS or canvas, pixelated)."""
-    return png_bytes(Image.fromarray(punk, "RGBA"))
-
-
-def punk_grid(punks: np.ndarray, frames: list[str], cols: int = 8, zoom: int = 4) -> Image.Image:
-    """Punks enlarged with nearest neighbour on the collection's blue, each in a coloured frame."""
-    side, pad = 24 * zoom, 4
-    rows = max(1, -(-len(punks) // cols))
-    sheet = Image.new("RGB", (cols * (side + 2 * pad), rows * (side + 2 * pad)), "white")
-    bg = np.array([0x63, 0x85, 0x96], np.float32)
-    for k, (p, frame) in enumerate(zip(punks, frames)):
-        a = p[..., 3:4] / 255.0
-        rgb = (p[..., :3] * a + bg * (1 - a)).astype(np.uint8)
-        tile = Image.fromarray(rgb, "RGB").resize((side, side), Image.NEAREST)
-        r, c = divmod(k, cols)
-        x, y = c * (side + 2 * pad), r * (side + 2 * pad)
-        sheet.paste(Image.new("RGB", (side + 2 * pad, side + 2 * pad), frame), (x, y))
-        sheet.paste(tile, (x + pad, y + pad))
-    return sheet
 
 
 FRAME = {"found": "#2e9e44", "missed": "#d62728", "hidden": "#bbbbbb"}
@@ -158,32 +129,10 @@ def curves(view: RunView) -> tuple[bytes, str]:
     """Figs. 11-12: loss and accuracy per training step, and on the test split per epoch."""
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
-    h = view.history
-    if view.config["recipe"] == "ours":
-        per_epoch = h.get("steps_per_epoch")
-        steps = h.get("steps")
-        epochs = h["epochs"]
-        what = "accuracy = exact match (all 92 traits right, visible labels)"
-        if steps:
-            loss, acc = np.array(steps["loss"]), np.array(steps["accuracy"])
-        else:  # runs recorded before per-step curves: epoch means only
-            loss = np.array([e["train_loss"] for e in epochs])
-            acc = np.full(len(epochs), np.nan)
-            per_epoch = 1
-        test_loss = [e.get("test_loss") for e in epochs]
-        test_acc = [e.get("test_accuracy") for e in epochs]
-        note = f"best epoch {h['best_epoch']} (validation), weights restored from it"
-    else:
-        nets = list(h.values())
-        n = min(len(v["loss"]) for v in nets)
-        loss = np.mean([v["loss"][:n] for v in nets], 0)
-        acc = np.mean([v["accuracy"][:n] for v in nets], 0)
-        n_ep = min(len(v["test_loss"]) for v in nets)
-        test_loss = np.mean([v["test_loss"][:n_ep] for v in nets], 0).tolist()
-        test_acc = np.mean([v["test_accuracy"][:n_ep] for v in nets], 0).tolist()
-        per_epoch = n // max(n_ep, 1)
-        what = f"mean over the {len(nets)} nets; accuracy = share of the batch right"
-        note = "all epochs kept (the paper has no early stopping)"
+    c = view.curves
+    loss, acc = np.array(c["loss"], float), np.array(c["accuracy"], float)
+    test_loss, test_acc, per_epoch = c["test_loss"], c["test_accuracy"], c["steps_per_epoch"]
+    what, note = c["what"], c["note"]
     width = max(1, len(loss) // 60)
     for ax, train, test, label in ((axes[0], loss, test_loss, "loss"),
                                    (axes[1], acc, test_acc, "accuracy")):  # fmt: skip
@@ -207,7 +156,7 @@ def per_trait_curves(view: RunView, traits: list[str]) -> bytes:
     plt = _plt()
     fig, axes = plt.subplots(2, len(traits), figsize=(2.6 * len(traits), 4.6), squeeze=False)
     for c, t in enumerate(traits):
-        h = view.history[t]
+        h = view.curves["per_trait"][t]
         n_ep = len(h["test_loss"])
         per_epoch = len(h["loss"]) // max(n_ep, 1)
         ends = [(i + 1) * per_epoch for i in range(n_ep)]
@@ -360,7 +309,7 @@ def _misclassified(view: RunView, punks: Punks) -> list[dict]:
 
 def _summary(view: RunView) -> dict:
     m, c = view.metrics, view.config
-    best = view.history.get("best_epoch") if c["recipe"] == "ours" else None
+    best = view.curves["best_epoch"]
     return {
         "run": str(view.path),
         "recipe": c["recipe"],
@@ -415,7 +364,7 @@ def _build(run: Path, punks: Punks, compare, bar, steps: list[str]) -> Path:
     notes: dict[str, str] = {}
     figs["curves"], notes["curves"] = curves(view)
     worst, best = best_worst(view.metrics)
-    if view.config["recipe"] == "paper":
+    if view.curves["per_trait"]:
         figs["per_trait_curves"] = per_trait_curves(view, [t for t, _ in worst + best])
     figs["cdf"] = cdfs([view] + ([other] if other else []))
     confusion = type_confusion(view)
@@ -431,7 +380,7 @@ def _build(run: Path, punks: Punks, compare, bar, steps: list[str]) -> Path:
     for name, rows in tables.items():
         for k, ex in enumerate(rows):
             if ex["png"]:
-                figs[f"{name}-{k + 1}-{_slug(ex['trait'])}"] = ex["png"]
+                figs[f"{name}-{k + 1}-{slug(ex['trait'])}"] = ex["png"]
     bar.update(1)
 
     bar.set_postfix_str(steps[3])
@@ -480,7 +429,3 @@ def _cell(v) -> str:
     if v is None:
         return "–"
     return f"{v:,}" if isinstance(v, int) else f"{v:.3f}"
-
-
-def _slug(name: str) -> str:
-    return runs.net_stem(0, name)[3:]

@@ -29,11 +29,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from . import __version__, runs
-from .data import TYPES, DataError, PunktraitsError
-from .normalize import ImageError
+from .data import TYPES
+from .errors import DataError, ImageError, PunktraitsError, RunError
+from .files import punk_png, punk_uri
 from .predict import Prediction, Predictor
-from .report import data_uri, punk_png
+from .version import __version__
 
 MAX_UPLOAD = 5 * 1024 * 1024  # bytes of a request body
 
@@ -74,8 +74,8 @@ class Gallery:
         self.reason: str | None = None
         try:
             punks = D.load(data_dir, download=False, progress=False)
-            scores = runs.score_test_split(predictor.run, predictor.model, predictor.config, punks)
-        except (DataError, runs.RunError) as e:
+            scores = predictor.run.score_test_split(punks)
+        except (DataError, RunError) as e:
             self.reason = f"no gallery: {e}"
             return
         self.punks = punks
@@ -105,10 +105,6 @@ class Gallery:
             "hidden": [t for t in names if hidden[p.traits.index(t)]],
             "test": bool((self.test == i).any()),
         }
-
-
-def punk_uri(punk: np.ndarray) -> str:
-    return data_uri(punk_png(punk))
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -159,7 +155,7 @@ def create_app(
             punk, info = predictor.to_punk(data, name)
         except ImageError as e:
             raise HTTPException(e.status, str(e)) from None
-        return punk, predictor._predictions(punk[None], [info], [name])[0]
+        return punk, predictor.predict_punk(punk, name, info)
 
     def explained(punk: np.ndarray, pred: Prediction) -> dict:
         heat = predictor.occlusion(punk, predictor.traits)
@@ -179,8 +175,8 @@ def create_app(
         return {
             "status": "ok",
             "version": __version__,
-            "model": str(predictor.run),
-            "recipe": predictor.config["recipe"],
+            "model": str(predictor.run.path),
+            "recipe": predictor.run.config["recipe"],
             "traits": len(predictor.traits),
             "gallery": len(shelf.items) if shelf and shelf.punks is not None else None,
             "gallery_note": None if shelf is None else shelf.reason,
@@ -243,7 +239,7 @@ def create_app(
         if not 0 <= punk_id < len(shelf.punks):
             raise HTTPException(404, f"no punk #{punk_id}; ids are 0..{len(shelf.punks) - 1}")
         punk = shelf.punks.images[punk_id]
-        pred = predictor._predictions(punk[None], [None], [f"#{punk_id}"])[0]
+        pred = predictor.predict_punk(punk, f"#{punk_id}")
         return {**explained(punk, pred), "labels": shelf.labels(punk_id, predictor.traits)}
 
     return app
@@ -289,6 +285,8 @@ def serve(
     try:
         # Also with workers: a missing or broken model fails here, before anything listens.
         app = create_app(model, data_dir, gallery and workers == 1, max_upload)
+    except PunktraitsError:
+        raise  # already one line that names the file
     except (RuntimeError, ValueError) as e:
         raise PunktraitsError(f"cannot start: the model does not load ({e})") from None
     if workers == 1:

@@ -1,0 +1,268 @@
+"""Our recipe: one colour CNN (models.PunkNet) for all 92 traits, a softmax over the types,
+early stopping on a validation part of the training split, and the visible labels as targets."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+from tqdm import tqdm
+
+from ..data import TYPES, Punks, split
+from ..errors import PunktraitsError
+from ..files import atomic_write, load_weights, read_json, save_weights, write_json
+from ..loop import Step, device, fit, seed_everything
+from ..metrics import f1_scores
+from ..models import PunkNet, palette_of
+from .base import Recipe, Split, TrainConfig, load_state
+
+LR = 4e-3  # AdamW, one-cycle schedule
+PATIENCE = 4  # epochs without a better validation score before stopping
+
+
+def rgba(images: np.ndarray) -> torch.Tensor:
+    """Our input: RGBA scaled to [0, 1], channels first. (N, 4, 24, 24) float32."""
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255.0).contiguous()
+
+
+def decide(prob: np.ndarray) -> np.ndarray:
+    """0/1 traits from probabilities (N, 92): exactly one type (argmax), accessories >= 0.5."""
+    pred = np.zeros(prob.shape, np.uint8)
+    pred[np.arange(len(prob)), prob[:, : len(TYPES)].argmax(1)] = 1
+    pred[:, len(TYPES) :] = prob[:, len(TYPES) :] >= 0.5
+    return pred
+
+
+def exact_match(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Share of rows whose 92 decisions (type argmax, accessories logit >= 0) all equal y."""
+    n = len(TYPES)
+    types = logits[:, :n].argmax(1) == y[:, :n].argmax(1)
+    accs = ((logits[:, n:] >= 0) == y[:, n:].bool()).all(1)
+    return (types & accs).float().mean()
+
+
+@torch.inference_mode()
+def predict(model: PunkNet, images: np.ndarray, batch: int = 64) -> np.ndarray:
+    """Probabilities (N, T) of uint8 RGBA punks (N, 24, 24, 4), the model left in eval mode.
+
+    Batches of 64 keep the activations small (evaluate's peak: 340 MiB, 224 of them torch
+    itself); larger batches are no faster on a CPU (benchmarks/ours.py)."""
+    model.eval()
+    out = [model.probabilities(model(rgba(images[i : i + batch])))
+           for i in range(0, len(images), batch)]  # fmt: skip
+    return torch.cat(out).cpu().numpy()
+
+
+class StructuredLoss:
+    """Types: one of 5, a softmax; accessories: independent. Both weighted for rarity: there are
+    7 Aliens among 7,200 training punks, and the softmax would otherwise absorb them."""
+
+    def __init__(self, type_weight: torch.Tensor, pos_weight: torch.Tensor):
+        self.type_weight, self.pos_weight = type_weight, pos_weight
+
+    def __call__(self, logits: torch.Tensor, y: torch.Tensor):
+        n = len(TYPES)
+        types = F.cross_entropy(logits[:, :n], y[:, :n].argmax(1), weight=self.type_weight)
+        acc = F.binary_cross_entropy_with_logits(
+            logits[:, n:], y[:, n:].float(), pos_weight=self.pos_weight
+        )
+        loss = types + 4 * acc  # acc is a mean over 87 columns: weight it up against the types
+        return loss, loss.detach(), exact_match(logits.detach(), y)
+
+
+class EarlyStopping:
+    """Per-epoch validation macro F1; keeps the best weights, stops after PATIENCE epochs without
+    a better one or at a perfect score. Also records the training curves (monitoring only: the
+    test split is never used to select)."""
+
+    def __init__(self, model, loss_fn, idx, target, y, val_ids, test_ids, steps, sched, bar):
+        self.model, self.loss_fn, self.idx, self.target, self.y = model, loss_fn, idx, target, y
+        self.val_ids, self.test_ids, self.steps, self.sched, self.bar = (
+            val_ids, test_ids, steps, sched, bar)  # fmt: skip
+        self.history: list[dict] = []
+        self.losses: list[float] = []  # per step, for the report's training curves
+        self.accuracies: list[float] = []
+        self.best_score, self.best_epoch, self.best_state = -1.0, -1, None
+        self.t0 = time.perf_counter()
+
+    def on_step(self, s: Step) -> None:
+        self.sched.step()
+        self.losses.append(round(float(s.loss), 5))
+        self.accuracies.append(round(float(s.correct), 4))
+        self.bar.update(1)
+
+    @torch.inference_mode()
+    def on_epoch(self, epoch: int) -> bool:
+        model = self.model
+        model.eval()
+        prob = model.probabilities(model(self.idx[self.val_ids])).cpu().numpy()
+        _, test_loss, test_acc = self.loss_fn(model(self.idx[self.test_ids]), self.y[self.test_ids])
+        model.train()
+        f1 = f1_scores(self.target[self.val_ids], decide(prob))
+        score = float(f1.mean())
+        self.history.append({
+            "epoch": epoch + 1, "seconds": round(time.perf_counter() - self.t0, 2),
+            "train_loss": round(float(np.mean(self.losses[-self.steps:])), 5),
+            "val_macro_f1": round(score, 5), "val_min_f1": round(float(f1.min()), 5),
+            "val_traits_below_1": int((f1 < 1).sum()),
+            "test_loss": round(float(test_loss), 5), "test_accuracy": round(float(test_acc), 4),
+        })  # fmt: skip
+        self.bar.set_postfix_str(
+            f"ep {epoch + 1} val F1 {score:.4f} ({int((f1 < 1).sum())} below 1)"
+        )
+        if score > self.best_score:
+            self.best_score, self.best_epoch = score, epoch
+            self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        return score >= 1.0 or epoch - self.best_epoch >= PATIENCE
+
+
+class Ours(Recipe):
+    name = "ours"
+    help = "one colour CNN for all 92 traits"
+
+    def epochs(self, cfg: TrainConfig) -> int:
+        return 2 if cfg.dry_run else cfg.resolved_epochs()
+
+    @staticmethod
+    def _parts(punks: Punks, cfg: TrainConfig, s: Split):
+        # Validation: 10% of the training split, stratified the same way, seeded by `seed`.
+        fit_pos, val_pos = split(punks.labels[s.train], n_test=len(s.train) // 10, seed=cfg.seed)
+        fit_ids, val_ids = s.train[fit_pos], s.train[val_pos]
+        palette = palette_of(torch.from_numpy(punks.images[fit_ids]))  # colours of training only
+        return fit_ids, val_ids, palette
+
+    def describe(self, punks: Punks, cfg: TrainConfig, split: Split) -> dict:
+        _, val_ids, palette = self._parts(punks, cfg, split)
+        model = PunkNet(len(palette), len(punks.traits))
+        return {
+            "model": {"name": "PunkNet", **model.config()},
+            "traits": list(punks.traits),
+            "input": "rgba",
+            "target": "visible" if punks.visible is not None else "official",
+            "batch_size": cfg.batch_size or 64,
+            "optimiser": {
+                "name": "AdamW",
+                "lr": float(cfg.extra.get("lr", LR)),
+                "weight_decay": 0.05,
+                "schedule": "onecycle",
+            },  # fmt: skip
+            "validation_ids": val_ids.tolist(),
+        }
+
+    def train(self, punks: Punks, cfg: TrainConfig, run: Path, config: dict, split: Split,
+              progress: bool = True) -> None:  # fmt: skip
+        dev = device(cfg.device)
+        seed_everything(cfg.seed)
+        epochs, batch, lr = config["epochs"], config["batch_size"], config["optimiser"]["lr"]
+        fit_ids, val_ids, palette = self._parts(punks, cfg, split)
+        # Hidden labels have no pixel: learning them would teach the net to guess, so the
+        # targets are the visible labels when hidden.csv is known.
+        target = punks.visible if punks.visible is not None else punks.labels
+        model = PunkNet(len(palette), len(punks.traits))
+        model.palette.copy_(palette)
+        model.to(dev)
+
+        idx_all = model.colour_index(rgba(punks.images).to(dev))  # (N, 24, 24), once
+        y_all = torch.from_numpy(target).to(dev)
+        counts = y_all[fit_ids].sum(0).float()
+        pos_weight = ((len(fit_ids) - counts) / counts.clamp(min=1)).sqrt()[len(TYPES) :]
+        type_weight = (counts.max() / counts.clamp(min=1)).sqrt()[: len(TYPES)]
+        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
+        steps = (len(fit_ids) + batch - 1) // batch
+        sched = torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=lr, total_steps=epochs * steps, pct_start=0.15
+        )
+        fit_t = torch.from_numpy(fit_ids).to(dev)
+        gen = torch.Generator().manual_seed(cfg.seed)
+        loss_fn = StructuredLoss(type_weight, pos_weight)
+
+        def batches(epoch: int):
+            perm = fit_t[torch.randperm(len(fit_t), generator=gen).to(dev)]
+            for s in range(steps):
+                b = perm[s * batch : (s + 1) * batch]
+                yield idx_all[b], y_all[b]
+
+        bar = tqdm(total=epochs * steps, desc="ours", unit="step", disable=not progress)
+        monitor = EarlyStopping(model, loss_fn, idx_all, target, y_all, val_ids, split.test,
+                                steps, sched, bar)  # fmt: skip
+        fit(model, batches, loss_fn, opt, epochs, monitor.on_step, monitor.on_epoch)
+        bar.close()
+        model.load_state_dict(monitor.best_state)
+        write_json(run / "history.json", {
+            "epochs": monitor.history, "best_epoch": monitor.best_epoch + 1,
+            "train_seconds": round(time.perf_counter() - monitor.t0, 2), "steps_per_epoch": steps,
+            "steps": {"loss": monitor.losses, "accuracy": monitor.accuracies},  # visible labels
+        })  # fmt: skip
+        save_weights(run / "model.safetensors", model.cpu().state_dict())
+
+    def load(self, run: Path, config: dict) -> PunkNet:
+        spec = {k: v for k, v in config["model"].items() if k != "name"}
+        model = PunkNet(**spec)
+        load_state(model, load_weights(run / "model.safetensors"), run)
+        return model.eval()
+
+    def probabilities(self, model: PunkNet, images: np.ndarray) -> np.ndarray:
+        return predict(model, images)
+
+    def decide(self, prob: np.ndarray) -> np.ndarray:
+        return decide(prob)
+
+    @torch.inference_mode()
+    def scores(self, model: PunkNet, images: np.ndarray, traits: list[str],
+               config: dict) -> np.ndarray:  # fmt: skip
+        model.eval()
+        cols = [config["traits"].index(t) for t in traits]
+        return model(rgba(images)).numpy()[:, cols]  # logits
+
+    def history(self, run: Path, config: dict) -> dict:
+        return read_json(run / "history.json")
+
+    def train_seconds(self, history: dict) -> float:
+        return history["train_seconds"]
+
+    def curves(self, history: dict, config: dict) -> dict:
+        epochs = history["epochs"]
+        if history.get("steps"):
+            loss, acc = history["steps"]["loss"], history["steps"]["accuracy"]
+            per_epoch = history["steps_per_epoch"]
+        else:  # runs recorded before per-step curves: epoch means only
+            loss = [e["train_loss"] for e in epochs]
+            acc, per_epoch = [float("nan")] * len(epochs), 1
+        return {
+            "loss": loss, "accuracy": acc, "steps_per_epoch": per_epoch,
+            "test_loss": [e.get("test_loss") for e in epochs],
+            "test_accuracy": [e.get("test_accuracy") for e in epochs],
+            "what": "accuracy = exact match (all 92 traits right, visible labels)",
+            "note": f"best epoch {history['best_epoch']} (validation), weights restored from it",
+            "best_epoch": history["best_epoch"], "per_trait": None,
+        }  # fmt: skip
+
+    def export_onnx(self, model: PunkNet, path: Path) -> None:
+        """Input `rgba` (N, 4, 24, 24) float in [0, 1], output `probabilities` (N, T)."""
+
+        class WithProbabilities(torch.nn.Module):
+            def __init__(self, net):
+                super().__init__()
+                self.net = net
+
+            def forward(self, x):
+                return self.net.probabilities(self.net(x))
+
+        try:
+            import onnx  # noqa: F401  (torch's exporter needs it)
+        except ImportError:
+            raise PunktraitsError(
+                "ONNX export needs the onnx package: pip install 'punktraits[onnx]'"
+            ) from None
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.tmp")
+        torch.onnx.export(
+            WithProbabilities(model).eval(), (torch.zeros(1, 4, 24, 24),), str(tmp),
+            input_names=["rgba"], output_names=["probabilities"],
+            dynamic_axes={"rgba": {0: "n"}, "probabilities": {0: "n"}}, dynamo=False,
+        )  # fmt: skip
+        atomic_write(path, tmp.read_bytes())
+        tmp.unlink()

@@ -1,0 +1,206 @@
+"""Run folders: self-describing, resumable, evaluable without the training process.
+
+    run/
+      config.json        recipe, model arguments, trait names in output order, data sha256,
+                         split seed, package version, device, threads, training settings
+      split.json         {"train": [ids], "test": [ids]}
+      palette.json       the collection's colours and pixel counts (for normalising images)
+      ...                the recipe's weights and history (recipes/ours.py, recipes/paper.py)
+      metrics.json, metrics.csv   test-split metrics (see metrics.py)
+
+    run = Run.create(punks, TrainConfig(recipe="ours"), "runs/x")   # train, evaluate
+    run = Run.open("runs/x")          # or Run.open() for the model shipped with the package
+    run.probabilities(images), run.decide(prob), run.evaluate(punks)
+
+Every file is written to a temporary name and renamed, so an interrupted run leaves no half file.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import recipes
+from .data import Punks, split
+from .errors import DataError, RunError
+from .files import atomic_write, read_json, write_json
+from .metrics import evaluate, to_csv
+from .normalize import collection_palette
+from .recipes import Recipe, Split, TrainConfig
+from .version import __version__
+
+# The default model shipped with the package: the run folder of `punktraits train --seed 0
+# --threads 2` (docs/RESULTS.md), without its metrics.csv.
+DEFAULT_MODEL = Path(__file__).parent / "weights"
+
+# Settings that may differ when a run is resumed (they do not change the result).
+RESUMABLE = {"device", "threads", "train_config", "group"}
+
+
+@dataclass
+class TestScores:
+    """A model's predictions on its run's test split, beside the labels; columns in the order of
+    config['traits']."""
+
+    test: np.ndarray  # (N,) test punk ids
+    truth: np.ndarray  # (N, T) official labels
+    hidden: np.ndarray | None  # (N, T) bool, None without hidden.csv
+    prob: np.ndarray  # (N, T)
+    pred: np.ndarray  # (N, T) 0/1
+    metrics: dict  # metrics.evaluate of pred against truth
+
+
+class Run:
+    """A run folder: its config, recipe, split and palette; the model is loaded when first used."""
+
+    def __init__(self, path: Path, config: dict):
+        self.path = path
+        self.config = config
+        self.recipe: Recipe = recipes.get(config.get("recipe"))
+        self.traits: list[str] = list(config["traits"])
+
+    # -- opening and creating --------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: str | os.PathLike | None = None) -> Run:
+        """A finished run folder (default: the model shipped with the package)."""
+        path = DEFAULT_MODEL if path is None else Path(path)
+        if not path.is_dir():
+            raise RunError(
+                f"{path} is not a folder; pass a run folder written by `punktraits train`"
+            )
+        run = cls(path, read_json(path / "config.json"))
+        run.model  # noqa: B018  (load now: a broken folder fails here, not at the first image)
+        return run
+
+    @classmethod
+    def create(cls, punks: Punks, cfg: TrainConfig, out: str | os.PathLike,
+               progress: bool = True) -> Run:  # fmt: skip
+        """Train a model with `cfg`'s recipe into the folder `out` (an existing one with the same
+        settings is resumed), then evaluate it on the test split."""
+        recipe = recipes.get(cfg.recipe)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        out = Path(out)
+        ids = Split(*split(punks.labels, n_test=cfg.n_test, seed=cfg.split_seed))
+        config = {
+            "recipe": cfg.recipe,
+            "version": __version__,
+            "seed": cfg.seed,
+            "split_seed": cfg.split_seed,
+            "n_test": cfg.n_test,
+            "epochs": recipe.epochs(cfg),
+            "data_sha256": punks.sha256,
+            "device": str(torch.device(cfg.device)),
+            "threads": torch.get_num_threads(),
+            "train_config": asdict(cfg),
+            **recipe.describe(punks, cfg, ids),
+        }
+        _start(out, config, ids)
+        colours, counts = collection_palette(punks.images)  # colours only, for normalising
+        write_json(out / "palette.json", {"colours": colours.tolist(), "counts": counts.tolist()},
+                   indent=None)  # fmt: skip
+        recipe.train(punks, cfg, out, config, ids, progress)
+        run = cls.open(out)
+        run.evaluate(punks)
+        return run
+
+    # -- what a run holds ------------------------------------------------------------------
+
+    @cached_property
+    def model(self) -> torch.nn.Module:
+        return self.recipe.load(self.path, self.config)
+
+    @cached_property
+    def split(self) -> Split:
+        s = read_json(self.path / "split.json")
+        return Split(np.array(s["train"]), np.array(s["test"]))
+
+    @cached_property
+    def palette(self) -> tuple[np.ndarray, np.ndarray]:
+        """The collection's RGBA colours (P, 4) uint8 and their pixel counts (P,)."""
+        path = self.path / "palette.json"
+        if not path.exists():  # run folders written before palettes were stored with them
+            path = DEFAULT_MODEL / "palette.json"
+        pal = read_json(path)
+        return np.array(pal["colours"], np.uint8), np.array(pal["counts"], np.int64)
+
+    @cached_property
+    def history(self) -> dict:
+        return self.recipe.history(self.path, self.config)
+
+    def metrics(self) -> dict:
+        return read_json(self.path / "metrics.json")
+
+    # -- predicting and scoring ------------------------------------------------------------
+
+    def probabilities(self, images: np.ndarray) -> np.ndarray:
+        """P(trait) (N, T) for uint8 RGBA punks (N, 24, 24, 4), in the order of self.traits."""
+        return self.recipe.probabilities(self.model, images)
+
+    def decide(self, prob: np.ndarray) -> np.ndarray:
+        """0/1 traits (N, T) from probabilities, by the recipe's rule."""
+        return self.recipe.decide(prob)
+
+    def check_data(self, punks: Punks) -> None:
+        want = self.config.get("data_sha256", {}).get("punks.png")
+        got = punks.sha256.get("punks.png")
+        if want and got and want != got:
+            raise DataError(
+                f"the run was trained on punks.png {want[:12]}…, this data folder has {got[:12]}…"
+            )
+
+    def score_test_split(self, punks: Punks) -> TestScores:
+        """Predict the test punks of the run's split and evaluate the predictions."""
+        self.check_data(punks)
+        test = self.split.test
+        cols = [punks.traits.index(t) for t in self.traits]
+        truth = punks.labels[test][:, cols]
+        hidden = None if punks.hidden is None else punks.hidden[test][:, cols]
+        prob = self.probabilities(punks.images[test])
+        pred = self.decide(prob)
+        return TestScores(test, truth, hidden, prob, pred,
+                          evaluate(self.traits, truth, pred, hidden))  # fmt: skip
+
+    def evaluate(self, punks: Punks) -> dict:
+        """Evaluate the saved weights on the test split; write metrics.json and metrics.csv."""
+        m = self.score_test_split(punks).metrics
+        c = self.config
+        metrics = {
+            "recipe": c["recipe"], "seed": c["seed"], "epochs": c["epochs"],
+            "train_seconds": round(self.recipe.train_seconds(self.history), 2),
+            "device": c["device"], "threads": c["threads"], **m,
+        }  # fmt: skip
+        write_json(self.path / "metrics.json", metrics)
+        atomic_write(self.path / "metrics.csv", to_csv(metrics).encode())
+        return metrics
+
+
+def _start(out: Path, config: dict, ids: Split) -> None:
+    """Create the run folder, or check that an existing one was started with the same settings."""
+    out.mkdir(parents=True, exist_ok=True)
+    split_json = {"train": ids.train.tolist(), "test": ids.test.tolist()}
+    if (out / "config.json").exists():
+        old = read_json(out / "config.json")
+        diff = sorted(
+            k for k in set(old) | set(config) if k not in RESUMABLE and old.get(k) != config.get(k)
+        )
+        if diff:
+            raise RunError(
+                f"{out} holds a run with other settings ({', '.join(diff)}); "
+                "pass another --out, or delete the folder to start over"
+            )
+        if read_json(out / "split.json") != split_json:
+            raise RunError(f"{out}/split.json differs from this run's split; use another --out")
+    write_json(out / "config.json", config)
+    write_json(out / "split.json", split_json)
+
+
+def train(punks: Punks, cfg: TrainConfig, out: str | os.PathLike, progress: bool = True) -> dict:
+    """Train a run folder and return its test metrics (Run.create(...).metrics())."""
+    return Run.create(punks, cfg, out, progress).metrics()
