@@ -201,3 +201,17 @@ def test_paper_occlusion_uses_only_the_asked_nets_and_equals_the_full_model(tiny
     want = np.clip(score[0] - score[1:], 0, None).reshape(24, 24)
     np.testing.assert_allclose(heat, want, atol=1e-5)
     assert heat.shape == (24, 24) and want.max() > 1e-3  # a map with something in it
+
+
+def test_evaluate_of_the_shipped_model_reproduces_its_metrics_byte_for_byte(data_dir, tmp_path):
+    # metrics.json was written by the code before the recipes/ + Run restructuring (issue 7):
+    # evaluating the same weights now must give the same file, byte for byte.
+    import shutil
+
+    from punktraits.run import DEFAULT_MODEL
+
+    run = tmp_path / "shipped"
+    shutil.copytree(DEFAULT_MODEL, run)
+    r = CliRunner().invoke(cli, ["evaluate", str(run), "--data-dir", str(data_dir)])
+    assert r.exit_code == 0, r.output
+    assert (run / "metrics.json").read_bytes() == (DEFAULT_MODEL / "metrics.json").read_bytes()
