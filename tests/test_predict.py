@@ -183,6 +183,40 @@ def test_cli_predict_folder_json_csv_and_exit_code(tmp_path, punks):
     assert rows[0]["Female"] == "1" and rows[0]["Blonde Bob"] == "1" and rows[0]["Male"] == "0"
 
 
+def test_a_crashing_file_is_its_own_error_and_the_batch_goes_on(tmp_path, punks, monkeypatch):
+    import punktraits.predict as P
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for k in range(5):
+        render(punks.images[k], 8, BLUE).save(folder / f"{k}.png")
+    real = P.normalize
+
+    def crashing(source, *a, name=None, **kw):  # any bug, not an ImageError
+        if name and name.endswith("2.png"):
+            raise ValueError("operands could not be broadcast together")
+        return real(source, *a, name=name, **kw)
+
+    monkeypatch.setattr(P, "normalize", crashing)
+    r = CliRunner().invoke(cli, ["predict", str(folder), "--format", "jsonl"])
+    assert r.exit_code == 1
+    out = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [o["file"].split("/")[-1] for o in out] == [f"{k}.png" for k in range(5)]
+    assert [o["error"] is None for o in out] == [True, True, False, True, True]
+    assert out[2]["error"].endswith(
+        "2.png: could not be read as a punk (ValueError: operands could not be broadcast together)"
+    )
+    assert out[4]["type"] == D.TYPES[int(punks.labels[4, :5].argmax())]
+
+
+def test_table_output_keeps_a_file_name_with_a_newline_on_one_line(tmp_path, punks):
+    path = tmp_path / "two\nlines.png"
+    render(punks.images[0], 8, BLUE).save(path)
+    r = CliRunner().invoke(cli, ["predict", str(path)])
+    assert r.exit_code == 0
+    assert r.stdout.count("\n") == 1 and "two\\nlines.png: Female; " in r.stdout
+
+
 # --- explain ----------------------------------------------------------------------------------
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -269,10 +270,10 @@ MODEL = click.option(
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["table", "json", "csv"]),
+    type=click.Choice(["table", "json", "jsonl", "csv"]),
     default="table",
     show_default=True,
-    help="Output format.",
+    help="Output format; jsonl writes one JSON object per line as each image is done.",
 )
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
 def predict(paths, model_dir, fmt, batch_size) -> None:
@@ -280,7 +281,6 @@ def predict(paths, model_dir, fmt, batch_size) -> None:
 
     Exit code 1 when any image could not be read; the others are still predicted."""
     import csv as csv_mod
-    import json
 
     from tqdm import tqdm
 
@@ -299,25 +299,29 @@ def predict(paths, model_dir, fmt, batch_size) -> None:
         writer = csv_mod.writer(out, lineterminator="\n")
         writer.writerow(["file", "error", "type"] + model.traits)
     bar = tqdm(total=len(files), unit="img", desc="predict", disable=len(files) < 50)
-    for n, p in enumerate(model.iter_predict(files, batch_size)):
-        bar.update(1)
-        failed += p.error is not None
+    try:  # an interrupted run keeps what it did: json closes its list, jsonl is line by line
+        for n, p in enumerate(model.iter_predict(files, batch_size)):
+            bar.update(1)
+            failed += p.error is not None
+            if fmt == "json":
+                out.write(("" if n == 0 else ",\n") + json.dumps(p.to_dict()))
+            elif fmt == "jsonl":
+                out.write(json.dumps(p.to_dict()) + "\n")
+                out.flush()
+            elif fmt == "csv":
+                row = [int(t == p.type or t in p.accessories) for t in model.traits]
+                writer.writerow(
+                    [p.file, p.error or "", p.type or ""] + (row if not p.error else [])
+                )
+            elif p.error:
+                click.echo(f"error: {one_line(p.error)}")
+            else:
+                acc = ", ".join(p.accessories) or "no accessories"
+                click.echo(f"{one_line(p.file)}: {p.type}; {acc}")
+    finally:
+        bar.close()
         if fmt == "json":
-            out.write(("" if n == 0 else ",\n") + json.dumps(p.to_dict()))
-        elif fmt == "csv":
-            row = (
-                [int(t == p.type or t in p.accessories) for t in model.traits]
-                if not p.error
-                else []
-            )
-            writer.writerow([p.file, p.error or "", p.type or ""] + row)
-        elif p.error:
-            click.echo(f"error: {p.error}")
-        else:
-            click.echo(f"{p.file}: {p.type}; " + (", ".join(p.accessories) or "no accessories"))
-    bar.close()
-    if fmt == "json":
-        out.write("\n]\n")
+            out.write("\n]\n")
     if failed:
         click.echo(f"{failed} of {len(files)} images could not be read", err=True)
         sys.exit(1)
@@ -390,6 +394,12 @@ def serve(model_dir, data_dir, host, port, max_upload_mb, gallery, threads, work
     run_server(
         model_dir, data_dir, host, port, gallery, int(max_upload_mb * 1024 * 1024), threads, workers
     )
+
+
+def one_line(text: str | None) -> str:
+    """A file name or message on one line: control characters (a newline in a name) escaped."""
+    text = str(text)
+    return json.dumps(text)[1:-1] if any(ord(c) < 32 or c == "\x7f" for c in text) else text
 
 
 def main() -> None:

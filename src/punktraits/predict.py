@@ -128,6 +128,11 @@ class Predictor:
             except ImageError as e:
                 results[k] = Prediction(name, None, [], {}, None, str(e))
                 continue
+            except Exception as e:  # noqa: BLE001  one file's failure is that file's error only
+                what = f"{type(e).__name__}: {e}".splitlines()[0][:300]
+                results[k] = Prediction(name, None, [], {}, None,
+                                        f"{name or 'image'}: could not be read as a punk ({what})")  # fmt: skip
+                continue
             punks.append(punk)
             infos.append(info)
             names.append(name)
