@@ -24,16 +24,21 @@ from __future__ import annotations
 
 import io
 import os
+import stat
+import struct
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
 from .errors import ImageError
 
 FORMATS = {"PNG", "JPEG", "GIF", "WEBP", "BMP"}
-MAX_PIXELS = 4096 * 4096  # refuse bigger images before decoding them
+MAX_SIDE = 2048
+MAX_PIXELS = MAX_SIDE * MAX_SIDE  # refuse bigger images before decoding them (a 4.2 MP image
+# costs ~17 MB as RGBA; a punk needs no more: a 1024 px marketplace render is 43 px a pixel)
+ORIENTATION = 0x0112  # the EXIF tag
 MAX_BYTES = 50 * 1024 * 1024
 MATTE = np.array([255.0, 0.0, 255.0])  # where an image has alpha, it is composited on this first
 
@@ -56,22 +61,41 @@ class Normalized:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
 
-def open_image(source, name: str | None = None) -> tuple[np.ndarray, bool, str, list[str], dict]:
-    """Decode a path or bytes into (H, W, 4) uint8 RGBA, whether it has alpha, its format, notes."""
-    name = name or (str(source) if not isinstance(source, (bytes, bytearray)) else "<bytes>")
-    if isinstance(source, (bytes, bytearray)):
+def read_bytes(source, name: str) -> bytes:
+    """The bytes of a path or bytes-like `source`, at most MAX_BYTES; only regular files are read
+    (a FIFO, a directory or /dev/zero is refused, not read)."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
-    else:
-        path = Path(source)
+    elif isinstance(source, (str, os.PathLike)):
         try:
-            size = path.stat().st_size
+            # O_NONBLOCK: opening a FIFO does not wait for a writer; fstat then refuses it.
+            fd = os.open(source, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+            with os.fdopen(fd, "rb") as f:
+                st = os.fstat(f.fileno())
+                if not stat.S_ISREG(st.st_mode):
+                    kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+                    raise ImageError(f"{name}: {kind}; give an image file")
+                if st.st_size > MAX_BYTES:
+                    raise ImageError(
+                        f"{name}: {st.st_size:,} bytes is over the {MAX_BYTES:,}-byte limit", 413
+                    )
+                data = f.read(MAX_BYTES + 1)
         except OSError as e:
             raise ImageError(f"{name}: cannot read it ({e.strerror or e})") from None
-        if size > MAX_BYTES:
-            raise ImageError(f"{name}: {size:,} bytes is over the {MAX_BYTES:,}-byte limit", 413)
-        data = path.read_bytes()
+    else:
+        raise TypeError(f"expected a path or bytes, not {type(source).__name__}")
+    if len(data) > MAX_BYTES:
+        raise ImageError(f"{name}: over the {MAX_BYTES:,}-byte limit", 413)
     if not data:
         raise ImageError(f"{name}: the file is empty")
+    return data
+
+
+def open_image(source, name: str | None = None) -> tuple[np.ndarray, bool, str, list[str], dict]:
+    """Decode a path or bytes into (H, W, 4) uint8 RGBA, whether it has alpha, its format, notes
+    and (for JPEG) its quantisation tables and subsampling."""
+    name = name or (str(source) if isinstance(source, (str, os.PathLike)) else "<bytes>")
+    data = read_bytes(source, name)
     try:
         im = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError:
@@ -87,7 +111,9 @@ def open_image(source, name: str | None = None) -> tuple[np.ndarray, bool, str, 
     w, h = im.size
     if w * h > MAX_PIXELS:
         raise ImageError(
-            f"{name}: {w}x{h} is over the {MAX_PIXELS:,}-pixel limit; not decoded", 413
+            f"{name}: {w}x{h} is over the {MAX_PIXELS:,}-pixel limit ({MAX_SIDE}x{MAX_SIDE}); "
+            "not decoded",
+            413,
         )
     notes = []
     try:
@@ -96,15 +122,25 @@ def open_image(source, name: str | None = None) -> tuple[np.ndarray, bool, str, 
             notes.append(f"{im.format}: first of {frames} frames used")
             im.seek(0)
         im.load()
-    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        jpeg = {}
+        if im.format == "JPEG":
+            jpeg = {"qtables": im.quantization, "subsampling": JpegImagePlugin.get_sampling(im)}
+        fmt = im.format
+        turn = im.getexif().get(ORIENTATION, 1)
+        if turn in range(2, 9):  # a camera's Orientation tag: show the picture the right way up
+            im = ImageOps.exif_transpose(im)
+            notes.append(f"EXIF orientation {turn} applied")
+            jpeg = {}  # the JPEG blocks encoded the unturned pixels: no re-encoding check
+        if im.mode in ("I", "I;16", "I;16B", "I;16L"):  # 16-bit greyscale: keep the top 8 bits
+            a = np.asarray(im, np.int64)
+            im = Image.fromarray((a >> 8 if a.max() > 255 else a).astype(np.uint8), "L")
+        alpha = im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
+            im.mode == "P" and "transparency" in im.info
+        )
+        rgba = np.asarray(im.convert("RGBA"))
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error) as e:
         raise ImageError(f"{name}: the image data is truncated or corrupt ({e})") from None
-    alpha = im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info)
-    jpeg = {}
-    if im.format == "JPEG":
-        from PIL import JpegImagePlugin
-
-        jpeg = {"qtables": im.quantization, "subsampling": JpegImagePlugin.get_sampling(im)}
-    return np.asarray(im.convert("RGBA")), alpha, im.format, notes, jpeg
+    return rgba, alpha, fmt, notes, jpeg
 
 
 def _axis_grid(img: np.ndarray, axis: int) -> tuple[float, float, float]:
@@ -157,6 +193,18 @@ def normalize(
     `counts` how many pixels of the collection have each (a prior for noisy images).
     """
     name = name or (str(source) if isinstance(source, (str, os.PathLike)) else "<bytes>")
+    try:
+        return _normalize(source, palette, counts, name)
+    except ImageError:
+        raise
+    except (ArithmeticError, LookupError, MemoryError, OSError, ValueError, struct.error) as e:
+        # numpy or Pillow choked on something about this input that the checks above missed:
+        # the user gets one line about their file; the cause stays chained for a traceback.
+        reason = f"{type(e).__name__}: {e}".splitlines()[0][:200]
+        raise ImageError(f"{name}: could not be read as a punk ({reason})") from e
+
+
+def _normalize(source, palette, counts, name: str) -> tuple[np.ndarray, Normalized]:
     rgba, has_alpha, fmt, notes, jpeg = open_image(source, name)
     h, w = rgba.shape[:2]
     if min(w, h) < 24:
@@ -181,10 +229,9 @@ def normalize(
         bg, bg_name = MATTE, "transparent"
     else:
         corners = np.concatenate([cells[0, 0:1], cells[0, 23:24], cells[23, 0:1], cells[23, 23:24]])
-        rounded = np.rint(corners).astype(int)
-        keys, counts = np.unique(rounded, axis=0, return_counts=True)
-        mode = keys[counts.argmax()]
-        bg = corners[(rounded == mode).all(1)].mean(0)
+        # The corner colour most other corners agree with (within noise), averaged over those.
+        near = np.abs(corners[:, None] - corners[None]).max(-1) <= 8.0  # (4, 4)
+        bg = corners[near[near.sum(1).argmax()]].mean(0)
         bg_name = "#{:02x}{:02x}{:02x}".format(*np.clip(np.rint(bg), 0, 255).astype(int))
     pal = palette.astype(float)
     a = pal[:, 3:4] / 255.0
@@ -210,6 +257,8 @@ def normalize(
         if fixed:
             notes.append(f"JPEG: {fixed} pixels corrected by re-encoding")
     punk = palette[idx].reshape(24, 24, 4).astype(np.uint8)
+    if not punk[..., 3].any():
+        raise ImageError(f"{name}: no punk in it (the image is all one colour)")
     info = Normalized((w, h), fmt, (round(cx, 4), round(cy, 4)), (bx, by), bg_name, snapped, notes)
     return punk, info
 
