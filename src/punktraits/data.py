@@ -215,6 +215,16 @@ def parse_traits(path: Path, n: int) -> tuple[np.ndarray, list[str]]:
     return labels, skins
 
 
+def parse_layers(path: Path, n: int) -> list[tuple[str, ...]]:
+    """Each punk's accessories in the order traits.csv lists them: the order they are drawn in
+    (the file was checked by parse_traits)."""
+    layers: list[tuple[str, ...]] = [()] * n
+    with open(path, encoding="utf-8", newline="") as f:
+        for row in csv.DictReader(f):
+            layers[int(row["id"])] = tuple(split_field(row["accessories"] or ""))
+    return layers
+
+
 def parse_hidden(path: Path, labels: np.ndarray) -> np.ndarray:
     """Mask (n, 92) bool of labels that no pixel shows; each must be one of the punk's labels."""
     n = len(labels)
@@ -280,6 +290,7 @@ class Punks:
     sha256: dict[str, str] = field(default_factory=dict)  # file name -> sha256
     data_dir: Path | None = None
     traits: tuple[str, ...] = TRAITS
+    layers: list[tuple[str, ...]] | None = None  # accessories in traits.csv (draw) order
 
     def __len__(self) -> int:
         return len(self.images)
@@ -362,7 +373,7 @@ def load(
             atomic_write(cache, buf.getvalue())
         except OSError:
             pass  # a read-only place only costs the decode next time
-    return Punks(images, labels, hidden, skins, sha, path)
+    return Punks(images, labels, hidden, skins, sha, path, layers=parse_layers(tcsv, n))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -491,5 +502,7 @@ def write_folder(punks: Punks, out: Path, cols: int = 10) -> None:
         names = [punks.traits[j] for j in np.flatnonzero(punks.labels[i])]
         kind = [t for t in names if t in TYPES][0]
         acc = [t for t in names if t not in TYPES]
+        if punks.layers is not None:
+            acc = list(punks.layers[i])
         lines.append(f"{i},{kind},{punks.skins[i]},{' / '.join(acc)},{len(acc)}")
     (out / "traits.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
