@@ -18,6 +18,7 @@ LAYERS = [
     ["version", "errors"],  # nothing of ours
     ["files"],  # atomic writes, JSON, weights, PNG helpers
     ["data", "normalize", "models", "metrics"],  # the dataset; image -> punk; networks; scores
+    ["schema"],  # what each file of a run folder must hold
     ["sprites", "collection"],  # how a punk is drawn; the chain's formats, rarity, originals
     ["loop"],  # the generic training loop
     ["recipes.base"],  # what a recipe is

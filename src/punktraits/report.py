@@ -31,6 +31,7 @@ from .files import atomic_write, data_uri, png_bytes, punk_png, read_json, slug
 from .metrics import COLUMNS, best_worst, shares
 from .predict import Predictor
 from .run import Run, TestScores
+from .schema import read_metrics
 from .version import __version__
 
 FIGURES = "report-figures"  # folder beside report.html
@@ -72,16 +73,17 @@ class RunView:
 def load_run(path: Path, punks: Punks, predict: bool = True) -> RunView:
     """Read a run folder; check that its metrics.json still matches its weights."""
     path = Path(path)
-    metrics = read_json(path / "metrics.json")
+    metrics = read_metrics(path / "metrics.json")  # aggregates agree with the per-trait rows
     predictor = scores = None
     if predict:
         run = Run.open(path)
         predictor = Predictor(run)
         scores = run.score_test_split(punks)
-        if scores.metrics["per_trait"] != metrics["per_trait"]:
+        differ = [k for k, v in scores.metrics.items() if metrics.get(k) != v]
+        if differ:
             raise RunError(
-                f"{path}/metrics.json does not match the saved weights on this data; "
-                f"run `punktraits evaluate {path}` first"
+                f"{path}/metrics.json does not match the saved weights on this data "
+                f"({', '.join(differ)}); run `punktraits evaluate {path}` first"
             )
     else:  # a compared run: its config, metrics and curves only
         run = Run(path, read_json(path / "config.json"))

@@ -18,6 +18,8 @@ Every file is written to a temporary name and renamed, so an interrupted run lea
 from __future__ import annotations
 
 import os
+import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
@@ -32,6 +34,7 @@ from .files import atomic_write, read_json, write_json
 from .metrics import evaluate, to_csv
 from .normalize import collection_palette
 from .recipes import Recipe, Split, TrainConfig
+from .schema import check_config, check_history, read_config, read_metrics, read_palette, read_split
 from .version import __version__
 
 # The default model shipped with the package: the run folder of `punktraits train --seed 0
@@ -60,8 +63,11 @@ class Run:
 
     def __init__(self, path: Path, config: dict):
         self.path = path
-        self.config = config
-        self.recipe: Recipe = recipes.get(config.get("recipe"))
+        self.config = check_config(config, path / "config.json")
+        try:
+            self.recipe: Recipe = recipes.get(config["recipe"])
+        except RunError as e:
+            raise RunError(f"{path / 'config.json'}: {e}") from None
         self.traits: list[str] = list(config["traits"])
 
     # -- opening and creating --------------------------------------------------------------
@@ -74,7 +80,7 @@ class Run:
             raise RunError(
                 f"{path} is not a folder; pass a run folder written by `punktraits train`"
             )
-        run = cls(path, read_json(path / "config.json"))
+        run = cls(path, read_config(path / "config.json"))
         run.model  # noqa: B018  (load now: a broken folder fails here, not at the first image)
         return run
 
@@ -87,6 +93,13 @@ class Run:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        with locked(out, "wait for it or pass another --out"):
+            return cls._create(recipe, punks, cfg, out, progress)
+
+    @classmethod
+    def _create(cls, recipe: Recipe, punks: Punks, cfg: TrainConfig, out: Path,
+                progress: bool) -> Run:  # fmt: skip
         ids = Split(*split(punks.labels, n_test=cfg.n_test, seed=cfg.split_seed))
         config = {
             "recipe": cfg.recipe,
@@ -114,12 +127,17 @@ class Run:
 
     @cached_property
     def model(self) -> torch.nn.Module:
-        return self.recipe.load(self.path, self.config)
+        model = self.recipe.load(self.path, self.config)
+        if not all(torch.isfinite(t).all() for t in model.state_dict().values()
+                   if t.is_floating_point()):  # fmt: skip
+            raise RunError(f"{_non_finite_file(self.path)} holds non-finite weights (NaN or inf); "
+                           "retrain or restore the file")  # fmt: skip
+        return model
 
     @cached_property
     def split(self) -> Split:
-        s = read_json(self.path / "split.json")
-        return Split(np.array(s["train"]), np.array(s["test"]))
+        train, test = read_split(self.path / "split.json", self.config["n_test"])
+        return Split(np.array(train, np.int64), np.array(test, np.int64))
 
     @cached_property
     def palette(self) -> tuple[np.ndarray, np.ndarray]:
@@ -127,15 +145,16 @@ class Run:
         path = self.path / "palette.json"
         if not path.exists():  # run folders written before palettes were stored with them
             path = DEFAULT_MODEL / "palette.json"
-        pal = read_json(path)
+        pal = read_palette(path)
         return np.array(pal["colours"], np.uint8), np.array(pal["counts"], np.int64)
 
     @cached_property
     def history(self) -> dict:
-        return self.recipe.history(self.path, self.config)
+        return check_history(self.recipe.name, self.recipe.history(self.path, self.config),
+                             self.path)  # fmt: skip
 
     def metrics(self) -> dict:
-        return read_json(self.path / "metrics.json")
+        return read_metrics(self.path / "metrics.json")
 
     # -- predicting and scoring ------------------------------------------------------------
 
@@ -159,6 +178,9 @@ class Run:
         """Predict the test punks of the run's split and evaluate the predictions."""
         self.check_data(punks)
         test = self.split.test
+        if test.max() >= len(punks):
+            raise RunError(f"{self.path / 'split.json'}: test punk {test.max()} is not in this "
+                           f"data folder's {len(punks):,} punks")  # fmt: skip
         cols = [punks.traits.index(t) for t in self.traits]
         truth = punks.labels[test][:, cols]
         hidden = None if punks.hidden is None else punks.hidden[test][:, cols]
@@ -169,6 +191,10 @@ class Run:
 
     def evaluate(self, punks: Punks) -> dict:
         """Evaluate the saved weights on the test split; write metrics.json and metrics.csv."""
+        with locked(self.path, "wait for it to finish"):
+            return self._evaluate(punks)
+
+    def _evaluate(self, punks: Punks) -> dict:
         m = self.score_test_split(punks).metrics
         c = self.config
         metrics = {
@@ -186,7 +212,7 @@ def _start(out: Path, config: dict, ids: Split) -> None:
     out.mkdir(parents=True, exist_ok=True)
     split_json = {"train": ids.train.tolist(), "test": ids.test.tolist()}
     if (out / "config.json").exists():
-        old = read_json(out / "config.json")
+        old = read_config(out / "config.json")
         diff = sorted(
             k for k in set(old) | set(config) if k not in RESUMABLE and old.get(k) != config.get(k)
         )
@@ -204,3 +230,68 @@ def _start(out: Path, config: dict, ids: Split) -> None:
 def train(punks: Punks, cfg: TrainConfig, out: str | os.PathLike, progress: bool = True) -> dict:
     """Train a run folder and return its test metrics (Run.create(...).metrics())."""
     return Run.create(punks, cfg, out, progress).metrics()
+
+
+def _non_finite_file(run: Path) -> Path:
+    """The first weight file of a run folder that holds NaN or inf (the folder if none does)."""
+    from safetensors.torch import load_file
+
+    for f in sorted(run.rglob("*.safetensors")):
+        if not all(torch.isfinite(t).all() for t in load_file(str(f)).values()
+                   if t.is_floating_point()):  # fmt: skip
+            return f
+    return run
+
+
+LOCK = ".lock"  # in a run folder while a process trains or evaluates it: that process's id
+_held: dict[Path, list] = {}  # run folders this process holds: [thread id, depth]
+
+
+@contextmanager
+def locked(folder: Path, hint: str):
+    """Hold `folder`/.lock: any other process or thread that wants the folder fails at once,
+    naming the holder. The lock is an flock, which the kernel releases when its process ends
+    however it ends: a lock file left by a killed process is free and is taken over. The file
+    holds the holder's pid (for the message) and is removed on release."""
+    import fcntl
+    import threading
+
+    key, me = folder.resolve(), threading.get_ident()
+    if key in _held:
+        if _held[key][0] != me:
+            raise RunError(f"{folder} is being trained by process {os.getpid()}; {hint}")
+        _held[key][1] += 1
+        try:
+            yield
+        finally:
+            _held[key][1] -= 1
+        return
+    path = folder / LOCK
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = ""
+            for _ in range(20):  # the holder writes its pid just after taking the lock
+                pid = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+                if pid:
+                    break
+                time.sleep(0.01)
+            os.close(fd)
+            raise RunError(f"{folder} is being trained by process {pid or '?'}; {hint}") from None
+        try:  # the file we locked may have been removed by its last holder meanwhile
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    _held[key] = [me, 1]
+    try:
+        yield
+    finally:
+        del _held[key]
+        path.unlink(missing_ok=True)
+        os.close(fd)
