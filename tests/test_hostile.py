@@ -5,7 +5,6 @@ lost (the other files of a batch are answered, a running training keeps its fold
 
 from __future__ import annotations
 
-import copy
 import io
 import json
 import os
@@ -18,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from safetensors.torch import load_file, save_file
 
 from punktraits import data as D
@@ -405,4 +403,478 @@ def test_a_killed_training_leaves_a_lock_that_is_taken_over(tmp_path):
     assert not (folder / LOCK).exists()
 
 
-_ = (copy, io, np, torch)
+# --- odd requests to the web app -----------------------------------------------------------------
+
+LOCAL = ["127.0.0.1", "localhost", "::1"]
+BLUE = (0x63, 0x85, 0x96)
+SECURITY = {"x-content-type-options": "nosniff", "x-frame-options": "DENY",
+            "referrer-policy": "no-referrer", "cross-origin-resource-policy": "same-origin"}  # fmt: skip
+
+
+def enc(im, fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+def big(punk: np.ndarray, zoom: int = 8, background=None):
+    from PIL import Image
+
+    im = Image.fromarray(punk, "RGBA").resize((24 * zoom, 24 * zoom), Image.NEAREST)
+    if background is not None:
+        flat = Image.new("RGB", im.size, background)
+        flat.paste(im, mask=im.getchannel("A"))
+        im = flat
+    return im
+
+
+def visible(punks, i: int) -> set[str]:
+    return {punks.traits[j] for j in np.flatnonzero(punks.visible[i])}
+
+
+@pytest.fixture(scope="module")
+def api(data_dir):
+    """The app as `serve` makes it (localhost's names only), through FastAPI's test client."""
+    from fastapi.testclient import TestClient
+
+    from punktraits.server import create_app
+
+    app = create_app(data_dir=data_dir, allowed_hosts=LOCAL)
+    with TestClient(app, base_url="http://127.0.0.1:8000", raise_server_exceptions=False) as c:
+        yield c
+
+
+def post(client, files, data=None, path="/api/predict", **kw):
+    return client.post(path, files=files, data=data, **kw)
+
+
+def test_every_answer_has_the_security_headers_and_no_cors(api):
+    for r in (api.get("/"), api.get("/api/health"), api.get("/api/punks/3.png"),
+              api.get("/api/punks/nope"), api.get("/docs"),
+              post(api, {"image": ("a.txt", b"text")})):  # fmt: skip
+        assert {k: r.headers.get(k) for k in SECURITY} == SECURITY, r.url
+        assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+        assert "access-control-allow-origin" not in r.headers
+    page_csp = api.get("/").headers["content-security-policy"]
+    assert "script-src 'sha256-" in page_csp and "https:" not in page_csp
+    assert api.get("/api/health").headers["content-security-policy"] == (
+        "default-src 'none'; frame-ancestors 'none'")  # fmt: skip
+
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:8000", "10.0.0.1", "",
+                                  "127.0.0.1.evil.example"])  # fmt: skip
+def test_other_host_names_are_refused(api, host):
+    r = api.get("/api/health", headers={"host": host})
+    assert r.status_code == 421
+    assert r.json() == {"error": f"this server does not answer for host {host!r}; it answers for "
+                                 "127.0.0.1, ::1, localhost (add names with "
+                                 "PUNKTRAITS_ALLOWED_HOSTS)"}  # fmt: skip
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:8000", "localhost", "LOCALHOST:1", "[::1]:8000"])
+def test_local_host_names_are_served(api, host):
+    assert api.get("/api/health", headers={"host": host}).status_code == 200
+
+
+CROSS = "requests from other sites are refused; use the page at / or call the API directly"
+
+
+@pytest.mark.parametrize("headers", [
+    {"sec-fetch-site": "cross-site"}, {"sec-fetch-site": "same-site"},
+    {"origin": "http://evil.example"}, {"origin": "http://127.0.0.1:9999"}, {"origin": "null"},
+])  # fmt: skip
+def test_requests_from_other_sites_are_refused_before_any_work(api, headers, monkeypatch):
+    from punktraits.predict import Predictor
+
+    def no_work(*a, **k):
+        raise AssertionError("model work for a cross-site request")
+
+    monkeypatch.setattr(Predictor, "occlusion", no_work)
+    for r in (api.get("/api/punks/5", headers=headers),
+              api.get("/api/gallery", headers=headers),
+              post(api, {"image": ("a.png", b"x")}, headers=headers),
+              api.options("/api/predict", headers={**headers, "access-control-request-method": "POST"})):  # fmt: skip
+        assert (r.status_code, r.json()) == (403, {"error": CROSS}), r.request.method
+        assert "access-control-allow-origin" not in r.headers
+    same = {"sec-fetch-site": "same-origin", "origin": "http://127.0.0.1:8000"}
+    assert api.get("/api/gallery", headers=same).status_code == 200
+
+
+@pytest.mark.parametrize("ident, status, message", [
+    ("abc", 422, "punk id must be an integer 0..9999 (got 'abc')"),
+    ("-1", 422, "punk id must be an integer 0..9999 (got '-1')"),
+    ("1e3", 422, "punk id must be an integer 0..9999 (got '1e3')"),
+    ("99999999999999999999", 422,
+     "punk id must be an integer 0..9999 (got '99999999999999999999')"),
+    ("%20", 422, "punk id must be an integer 0..9999 (got ' ')"),
+    ("x" * 5000, 422, f"punk id must be an integer 0..9999 (got '{'x' * 78}…)"),
+    ("10000", 404, "no punk #10000; ids are 0..9999"),
+    ("abc.png", 422, "punk id must be an integer 0..9999 (got 'abc')"),
+    ("10000.png", 404, "no punk #10000; ids are 0..9999"),
+])  # fmt: skip
+def test_odd_punk_ids(api, ident, status, message):
+    r = api.get(f"/api/punks/{ident}")
+    assert (r.status_code, r.json()) == (status, {"error": message})
+
+
+def test_punk_id_with_leading_zeros_is_that_punk(api):
+    assert api.get("/api/punks/0007").json()["prediction"]["file"] == "#7"
+
+
+def test_two_images_in_one_request_are_refused(api, punks):
+    body = enc(big(punks.images[1]), "PNG")
+    r = post(api, [("image", ("a.png", body)), ("image", ("b.png", body))])
+    assert (r.status_code, r.json()) == (
+        422, {"error": "send one image per request (got 2 in field 'image')"})  # fmt: skip
+
+
+MALFORMED = {
+    "no image field": (dict(files={"picture": ("a.png", b"x")}), 422,
+                       "send the image as field 'image' of a multipart form"),
+    "image as text": (dict(data={"image": "abc"}), 422, "field 'image' must be a file, not text"),
+    "a JSON body": (dict(json={"image": "abc"}), 422,
+                    "send the image as field 'image' of a multipart form"),
+    "no boundary": (dict(content=b"--x\r\n", headers={"content-type": "multipart/form-data"}),
+                    400, "the form cannot be read (Missing boundary in multipart.); send the image "
+                         "as field 'image' of a multipart form"),
+    "garbage": (dict(content=b"garbage", headers={"content-type": "multipart/form-data; boundary=x"}),
+                400, "the form cannot be read (Invalid multipart data.); send the image as field "
+                     "'image' of a multipart form"),
+    "a huge length": (dict(content=b"x", headers={"content-length": "99999999999999999999"}), 413,
+                      "the upload is over the 5 MB limit; send a smaller image"),
+    "a negative length": (dict(content=b"x", headers={"content-length": "-1"}), 413,
+                          "the upload is over the 5 MB limit; send a smaller image"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", MALFORMED)
+def test_malformed_bodies_are_one_line_json(api, case):
+    kw, status, message = MALFORMED[case]
+    r = api.post("/api/predict", **kw)
+    assert (r.status_code, r.json()) == (status, {"error": message})
+
+
+def test_echoed_input_is_cut_to_80_characters(api, punks):
+    body = enc(big(punks.images[1]), "PNG")
+    r = post(api, {"image": ("a.png", body)}, data={"trait": "x" * 100_000}, path="/api/explain")
+    assert (r.status_code, r.json()) == (422, {"error": f"unknown trait '{'x' * 78}…; see "
+                                                        "`punktraits data` for the 92 names"})  # fmt: skip
+    r = post(api, {"image": ("n" * 2000 + ".txt", b"text")})
+    assert r.status_code == 415
+    assert r.json() == {"error": f"{'n' * 80}: not an image (expected PNG, JPEG, GIF, WebP or BMP)"}
+
+
+def test_an_unexpected_failure_is_a_json_500(api, punks, monkeypatch):
+    import punktraits.predict as P
+
+    def boom(*a, **k):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(P, "normalize", boom)
+    r = post(api, {"image": ("a.png", enc(big(punks.images[1]), "PNG"))})
+    assert r.status_code == 500 and r.headers["content-type"] == "application/json"
+    assert r.json() == {"error": "internal error: ZeroDivisionError"}
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert api.get("/api/health").status_code == 200
+
+
+def test_beyond_the_queue_the_answer_is_busy_and_health_still_answers(punks, monkeypatch):
+    import threading
+
+    from fastapi.testclient import TestClient
+
+    from punktraits.predict import Predictor
+    from punktraits.server import create_app
+
+    slow = Predictor.occlusion
+
+    def occlusion(self, *a):
+        time.sleep(1.5)
+        return slow(self, *a)
+
+    monkeypatch.setattr(Predictor, "occlusion", occlusion)
+    body = enc(big(punks.images[1]), "PNG")
+    with TestClient(create_app(gallery=False, jobs=(1, 1), queue=(0, 1))) as c:
+        results = []
+
+        def explain():
+            results.append(post(c, {"image": ("a.png", body)}, path="/api/explain"))
+
+        threads = [threading.Thread(target=explain) for _ in range(4)]
+        for t in threads:
+            t.start()
+            time.sleep(0.1)
+        t0 = time.perf_counter()
+        health = c.get("/api/health")
+        assert time.perf_counter() - t0 < 1.0 and health.json()["busy"]["explain"] == 2
+        for t in threads:
+            t.join()
+    codes = sorted(r.status_code for r in results)
+    assert codes == [200, 200, 503, 503]
+    busy = [r for r in results if r.status_code == 503]
+    assert all(r.headers["retry-after"] == "1" for r in busy)
+    assert busy[0].json() == {"error": "busy: 2 explain requests are being answered; retry in a "
+                                       "second"}  # fmt: skip
+
+
+# --- odd image files: through the API and through a CLI batch ------------------------------------
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    import struct
+    import zlib
+
+    crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+
+def png_bomb(side: int = 30_000) -> bytes:
+    """A 1-bit PNG that says it is side x side: 7 KB that would decode to 900 M pixels."""
+    import struct
+    import zlib
+
+    z = zlib.compressobj(9)
+    row = b"\x00" * (1 + (side + 7) // 8)
+    idat = b"".join(z.compress(row) for _ in range(2000)) + z.flush()
+    head = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", head) + png_chunk(b"IDAT", idat)
+            + png_chunk(b"IEND", b""))  # fmt: skip
+
+
+def gif_bomb() -> bytes:
+    import struct
+
+    from PIL import Image
+
+    data = bytearray(enc(Image.new("P", (64, 64)), "GIF"))
+    data[6:10] = struct.pack("<HH", 65535, 65535)  # the logical screen
+    return bytes(data)
+
+
+def jpeg_bomb(punk) -> bytes:
+    import struct
+
+    data = bytearray(enc(big(punk, 8, BLUE), "JPEG", quality=90))
+    i = data.find(b"\xff\xc0")  # the frame header's height and width
+    data[i + 5 : i + 9] = struct.pack(">HH", 65000, 65000)
+    return bytes(data)
+
+
+def many_frames(punk, n: int = 200) -> bytes:
+    from PIL import Image
+
+    first = big(punk, 8, BLUE).convert("RGB")
+    frames = [Image.new("RGB", first.size, (i, 255 - i, i // 2)) for i in range(n - 1)]
+    buf = io.BytesIO()
+    first.save(buf, format="GIF", save_all=True, append_images=frames, optimize=False)
+    return buf.getvalue()
+
+
+def exif_rotated(punk) -> bytes:
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x0112] = 3  # Orientation: turn by 180 degrees to show it
+    return enc(big(punk, 8, BLUE).rotate(180), "JPEG", quality=92, exif=exif)
+
+
+NOT_AN_IMAGE = "not an image (expected PNG, JPEG, GIF, WebP or BMP)"
+PENDING = pytest.mark.xfail(strict=True, reason="normalize.py fix pending")
+
+
+def image_cases(punk) -> dict:
+    """name -> (bytes, HTTP status, message after "name: ", or None for a prediction)."""
+    from PIL import Image
+
+    noise = np.random.default_rng(0).integers(0, 256, (240, 240, 3), np.uint8)
+    svg = (b'<svg xmlns="http://www.w3.org/2000/svg" width="240" height="240">'
+           b'<rect width="240" height="240" fill="#638596"/></svg>')  # fmt: skip
+    return {
+        "empty.png": (b"", 422, "the file is empty"),
+        "cut.png": (enc(big(punk), "PNG")[:400], 422,
+                    "the image data is truncated or corrupt (image file is truncated)"),
+        "notes.txt": (b"hello, I am text\n", 415, NOT_AN_IMAGE),
+        "page.html": (b"<!doctype html><script>alert(1)</script>", 415, NOT_AN_IMAGE),
+        "drawing.svg": (svg, 415, NOT_AN_IMAGE),
+        "doc.pdf": (b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n", 415, NOT_AN_IMAGE),
+        "scan.tif": (enc(big(punk), "TIFF"), 415,
+                     "TIFF is not supported (PNG, JPEG, GIF, WebP or BMP)"),
+        "icon.ico": (enc(big(punk, 2), "ICO"), 415,
+                     "ICO is not supported (PNG, JPEG, GIF, WebP or BMP)"),
+        "bomb.png": (png_bomb(), 413, "too many pixels; not decoded"),
+        "bomb.gif": (gif_bomb(), 413, "too many pixels; not decoded"),
+        "bomb.jpg": (jpeg_bomb(punk), 413, "too many pixels; not decoded"),
+        "dot.png": (enc(Image.new("RGBA", (1, 1), (1, 2, 3, 255)), "PNG"), 422,
+                    "1x1 is smaller than a 24x24 punk"),
+        "wide.png": (enc(Image.new("RGB", (480, 240), BLUE), "PNG"), 422,
+                     "480x240 is not square; a punk image is square (a border allowed)"),
+        "flat.png": (enc(Image.new("RGB", (240, 240), BLUE), "PNG"), 422,
+                     "no punk in it (the image is all one colour)"),
+        "noise.png": (enc(Image.fromarray(noise), "PNG"), 422, ...),  # any one line
+        "frames.gif": (many_frames(punk), 200, None),
+        "exif.jpg": (exif_rotated(punk), 200, None),
+        "black.png": (enc(big(punk, 8, (0, 0, 0)), "PNG"), 200, None),
+    }  # fmt: skip
+
+
+def pending_image_cases(punk) -> dict:
+    """Inputs whose right answer (the punk's traits, or a refusal) normalize.py does not give
+    yet: colour lost to grey (a silently wrong answer today), CMYK JPEG (gives up today)."""
+    from PIL import Image
+
+    grey16 = np.array(big(punk, 8, BLUE).convert("L")).astype(np.uint16) * 257
+    return {
+        "grey.png": enc(big(punk, 8, BLUE).convert("L"), "PNG"),
+        "grey-alpha.png": enc(big(punk, 8).convert("LA"), "PNG"),
+        "grey16.png": enc(Image.fromarray(grey16), "PNG"),
+        "cmyk.jpg": enc(big(punk, 8, BLUE).convert("CMYK"), "JPEG", quality=95),
+    }
+
+
+PUNK = 7  # Female, Spots, Wild White Hair, Clown Eyes Blue: colour matters for two of them
+
+
+def test_odd_images_through_the_api(api, punks):
+    want = visible(punks, PUNK)
+    for name, (body, status, message) in image_cases(punks.images[PUNK]).items():
+        t0 = time.perf_counter()
+        r = post(api, {"image": (name, body)})
+        assert r.status_code == status, (name, r.text)
+        assert time.perf_counter() - t0 < 10, name
+        if message is None:
+            assert {r.json()["type"], *r.json()["accessories"]} == want, name
+        elif message is ...:
+            assert r.json()["error"].startswith(f"{name}: ") and "\n" not in r.json()["error"]
+        else:
+            assert r.json() == {"error": f"{name}: {message}"}
+
+
+def test_a_200_frame_gif_uses_its_first_frame_and_says_so(api, punks):
+    from PIL import Image
+
+    body = many_frames(punks.images[PUNK])
+    assert Image.open(io.BytesIO(body)).n_frames == 200
+    r = post(api, {"image": ("frames.gif", body)})
+    assert r.json()["normalized"]["notes"] == ["GIF: first of 200 frames used"]
+
+
+SLOW_CMYK = pytest.mark.xfail(
+    strict=False,
+    reason="normalize.py: a CMYK JPEG takes ~4 s of its "
+    "5 s budget on a busy 2-core machine and is refused when over",
+)
+
+
+@pytest.mark.parametrize("name", [
+    *(pytest.param(n, marks=PENDING) for n in ("grey.png", "grey-alpha.png", "grey16.png")),
+    pytest.param("cmyk.jpg", marks=SLOW_CMYK),
+])  # fmt: skip
+def test_images_without_their_colours_are_refused_or_right(api, punks, name):
+    body = pending_image_cases(punks.images[PUNK])[name]
+    r = post(api, {"image": (name, body)})
+    ok = r.status_code == 200 and {r.json()["type"], *r.json()["accessories"]} == visible(
+        punks, PUNK
+    )
+    refused = r.status_code == 422 and r.json()["error"].startswith(f"{name}: ")
+    assert ok or (refused and "gave up" not in r.json()["error"]), r.text
+
+
+def test_odd_files_in_a_cli_batch_are_each_their_own_error(tmp_path, punks, capsys, monkeypatch):
+    cases = image_cases(punks.images[PUNK])
+    files = []
+    for k, i in enumerate((0, 1)):  # a good punk before and after the odd ones
+        f = tmp_path / f"good{k}.png"
+        f.write_bytes(enc(big(punks.images[i]), "PNG"))
+        files.append(f)
+    for name, (body, _, _) in cases.items():
+        (tmp_path / name).write_bytes(body)
+        files.insert(1, tmp_path / name)
+    os.mkfifo(tmp_path / "pipe.png")
+    (tmp_path / "folder.png").mkdir()
+    odd = [tmp_path / "pipe.png", Path("/dev/zero"), tmp_path / "missing.png"]
+    files[1:1] = odd
+    code, out, err = cli(["predict", *files, "--format", "jsonl"], capsys, monkeypatch)
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [p["file"] for p in lines] == [str(f) for f in files]  # every file answered, in order
+    by = {Path(p["file"]).name: p for p in lines}
+    for k, i in enumerate((0, 1)):
+        p = by[f"good{k}.png"]
+        assert p["error"] is None and {p["type"], *p["accessories"]} == visible(punks, i)
+    for name, (_, _, message) in cases.items():
+        p = by[name]
+        if message is None:
+            assert p["error"] is None and {p["type"], *p["accessories"]} == visible(punks, PUNK)
+        elif message is ...:
+            assert p["error"].startswith(f"{tmp_path / name}: ")
+        else:
+            assert p["error"] == f"{tmp_path / name}: {message}", name
+    assert by["pipe.png"]["error"] == f"{tmp_path / 'pipe.png'}: not a regular file; give an image file"  # fmt: skip
+    assert by["zero"]["error"] == "/dev/zero: not a regular file; give an image file"
+    assert by["missing.png"]["error"] == (
+        f"{tmp_path / 'missing.png'}: cannot read it (No such file or directory)")  # fmt: skip
+    failed = sum(p["error"] is not None for p in lines)
+    assert (
+        code == 1 and err.splitlines()[-1] == f"{failed} of {len(files)} images could not be read"
+    )
+
+
+# --- the real server: what uvicorn itself answers --------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def real_server():
+    import socket
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "punktraits", "serve", "--no-gallery",
+                             "--port", str(port), "--threads", "1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    for _ in range(300):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=1).read()
+            break
+        except OSError:
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.1)
+    yield port
+    proc.terminate()
+    proc.wait(10)
+
+
+def raw(port: int, request: bytes) -> tuple[int, dict, bytes]:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(request)
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), {k.lower(): v for k, v in headers.items()}, body
+
+
+@pytest.mark.parametrize("request_bytes", [
+    b"GARBAGE\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost 127.0.0.1\r\n\r\n",
+    b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+])  # fmt: skip
+def test_requests_the_http_parser_refuses_get_json(real_server, request_bytes):
+    status, headers, body = raw(real_server, request_bytes)
+    assert status == 400 and headers["content-type"] == "application/json"
+    assert json.loads(body) == {"error": "bad HTTP request: Invalid HTTP request received."}
+    assert headers["x-content-type-options"] == "nosniff"
+
+
+def test_the_real_server_answers_only_for_its_own_names(real_server):
+    ask = b"GET /api/health HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n"
+    status, _, body = raw(real_server, ask % b"rebind.evil.example")
+    assert status == 421 and json.loads(body)["error"].startswith(
+        "this server does not answer for host 'rebind.evil.example'"
+    )
+    for name in (b"127.0.0.1:%d" % real_server, b"localhost:%d" % real_server):
+        assert raw(real_server, ask % name)[0] == 200
