@@ -313,7 +313,7 @@ def create_app(
     gallery: bool = True,
     max_upload: int = MAX_UPLOAD,
     allowed_hosts: list[str] | None = None,
-    jobs: tuple[int, int] = (2, 1),
+    jobs: tuple[int, int] = (2, 2),
     queue: tuple[int, int] = (32, 16),
 ) -> FastAPI:
     """The app with its model loaded (raises PunktraitsError if the run folder is unusable).
