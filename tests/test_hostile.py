@@ -878,3 +878,51 @@ def test_the_real_server_answers_only_for_its_own_names(real_server):
     )
     for name in (b"127.0.0.1:%d" % real_server, b"localhost:%d" % real_server):
         assert raw(real_server, ask % name)[0] == 200
+
+
+# --- fuzz: seeded random mutations of real images ------------------------------------------------
+
+
+def test_mutated_images_are_answered_or_refused_never_a_crash(api, punks, monkeypatch):
+    """240 mutations (benchmarks/fuzz.py, seed 1): 160 through predict_batch, 80 through the
+    API. A file is answered or refused with its own one-line error; nothing else is raised, no
+    answer is a 500. (The time budget per image is cut to 0.5 s to keep this test short.)"""
+    import importlib.util
+
+    from punktraits import normalize
+    from punktraits.errors import ImageError
+    from punktraits.predict import Predictor, load_model
+
+    spec = importlib.util.spec_from_file_location("fuzz", HERE.parent / "benchmarks" / "fuzz.py")
+    fuzz = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fuzz)
+    monkeypatch.setattr(normalize, "MAX_SECONDS", 0.5, raising=False)
+    crashes = []
+    to_punk = Predictor.to_punk
+
+    def watched(self, image, name=None):
+        try:
+            return to_punk(self, image, name)
+        except ImageError:
+            raise
+        except Exception as e:
+            crashes.append((name, f"{type(e).__name__}: {e}"))
+            raise
+
+    monkeypatch.setattr(Predictor, "to_punk", watched)
+    files = fuzz.corpus(punks.images, 240, seed=1)
+    assert len({body for _, _, body in files}) > 230  # mutations, not copies
+    batch = files[:160]
+    results = load_model().predict_batch([body for _, _, body in batch], batch_size=64)
+    assert len(results) == len(batch)
+    for (name, _, _), p in zip(batch, results):
+        assert (p.error is None) == (p.type is not None), name
+        assert p.error is None or ("\n" not in p.error and p.error.startswith("<bytes>: ")), name
+    for name, _, body in files[160:]:
+        r = post(api, {"image": (name, body)})
+        assert r.status_code in (200, 413, 415, 422), (name, r.status_code, r.text)
+        if r.status_code != 200:
+            assert r.json()["error"].startswith(f"{name}: "), name
+    assert crashes == []
+    answered = sum(p.error is None for p in results)
+    assert 0 < answered < len(batch)  # the mix holds both kinds
