@@ -20,6 +20,7 @@ LAYERS = [
     ["data", "normalize", "models", "metrics"],  # the dataset; image -> punk; networks; scores
     ["schema"],  # what each file of a run folder must hold
     ["sprites", "collection"],  # how a punk is drawn; the chain's formats, rarity, originals
+    ["verify"],  # answers drawn back and compared with the image
     ["loop"],  # the generic training loop
     ["recipes.base"],  # what a recipe is
     ["recipes.ours", "recipes.paper"],  # one module per recipe

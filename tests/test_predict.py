@@ -175,7 +175,8 @@ def test_cli_predict_folder_json_csv_and_exit_code(tmp_path, punks):
     assert "Blonde Bob" in out[0]["accessories"] and "Earring" not in out[0]["accessories"]
     assert set(out[1]["accessories"]) == {"Smile", "Mohawk"} and out[1]["type"] == "Male"
     assert "broken.png: the image data is truncated or corrupt" in out[2]["error"]
-    assert set(out[0]) == {"file", "type", "accessories", "probabilities", "normalized", "error"}
+    assert set(out[0]) == {"file", "type", "head", "accessories", "probabilities", "normalized",
+                           "error", "verified", "check"}  # fmt: skip
     r = CliRunner().invoke(cli, ["predict", str(folder / "a.png"), "--format", "csv"])
     assert r.exit_code == 0
     rows = list(csv.DictReader(io.StringIO(r.stdout)))

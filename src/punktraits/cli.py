@@ -352,7 +352,52 @@ def explain(image, model_dir, trait, out_path) -> None:
     for name, h in heat.items():
         y, x = divmod(int(h.argmax()), 24)
         click.echo(f"{name}: hottest pixel row {y}, column {x}")
+    p = model.predict(image)
+    if p.verified is None:
+        click.echo(f"drawn back: {p.check['note'] if p.check else 'not checked'}")
+    elif p.verified:
+        click.echo(
+            f"drawn back pixel for pixel: {p.head}; {', '.join(p.accessories) or 'no accessories'}"
+        )
+    else:
+        click.echo(f"drawn back: {p.check['differing_pixels']} pixels differ (not verified)")
     click.echo(f"wrote {out_path}")
+
+
+@cli.command()
+@click.argument("head")
+@click.argument("accessories", nargs=-1)
+@click.option("-o", "--out", "out_path", type=click.Path(dir_okay=False, path_type=Path),
+              required=True, help="PNG to write.")  # fmt: skip
+@click.option("--scale", type=click.IntRange(1, 100), default=1, show_default=True,
+              help="Pixels per punk pixel (nearest neighbour).")  # fmt: skip
+@click.option("--background", default="transparent", show_default=True,
+              help="'transparent' or a colour like '#638596' (the site blue).")  # fmt: skip
+@DATA_DIR
+def render(head, accessories, out_path, scale, background, data_dir) -> None:
+    """Draw a punk from its head and accessories with the drawing rules learned from the
+    training split, e.g. `punktraits render "Male 2" Earring "Top Hat" -o punk.png`."""
+    from PIL import Image, ImageColor
+
+    from . import data as D
+    from .files import atomic_write, png_bytes
+    from .sprites import sprites_for
+
+    punks = D.load(data_dir)
+    sprites = sprites_for(punks, D.split(punks.labels, seed=0)[0])
+    punk = sprites.render(head, accessories)
+    image = Image.fromarray(punk, "RGBA").resize((24 * scale, 24 * scale), Image.NEAREST)
+    if background != "transparent":
+        try:
+            colour = ImageColor.getrgb(background)[:3]
+        except ValueError:
+            raise click.BadParameter(f"{background!r} is not a colour; try '#638596'") from None
+        image = Image.alpha_composite(Image.new("RGBA", image.size, colour + (255,)), image)
+        image = image.convert("RGB")  # opaque: no alpha channel
+    atomic_write(out_path, png_bytes(image))
+    drawn = sorted(accessories, key=sprites.order.index)
+    click.echo(f"wrote {out_path} ({image.width}x{image.height}): {head}; "
+               f"{', '.join(drawn) or 'no accessories'} (in layer order)")  # fmt: skip
 
 
 @cli.command()

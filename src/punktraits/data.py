@@ -73,6 +73,8 @@ TRAITS = TYPES + ACCESSORIES  # the label-vector order: 5 types, then 87 accesso
 TRAIT_INDEX = {name: i for i, name in enumerate(TRAITS)}
 SKINS = tuple(f"{g} {k}" for g in ("Male", "Female") for k in range(1, 5))
 TONES = {"Dark": 1, "Medium": 2, "Light": 3, "Albino": 4}
+# The 11 heads a punk is drawn on (its on-chain type with the skin tone): the head outputs' order.
+HEADS = SKINS + ("Zombie", "Ape", "Alien")
 
 
 def split_field(s: str) -> list[str]:
@@ -298,6 +300,13 @@ class Punks:
     @property
     def ids(self) -> np.ndarray:
         return np.arange(len(self.images))
+
+    @property
+    def heads(self) -> np.ndarray:
+        """Each punk's head as an index into HEADS: its skin (`Male 2`), or its type for Zombie,
+        Ape and Alien. (N,) int64."""
+        kinds = self.labels[:, : len(TYPES)].argmax(1)
+        return np.array([HEADS.index(s or TYPES[k]) for s, k in zip(self.skins, kinds)])
 
     @property
     def visible(self) -> np.ndarray | None:

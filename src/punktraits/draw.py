@@ -8,25 +8,38 @@ from PIL import Image, ImageDraw
 BLUE = np.array([0x63, 0x85, 0x96], np.float32)  # the collection's site background #638596
 
 
-def render_explanation(punk: np.ndarray, heat: dict[str, np.ndarray], probs: dict, zoom: int = 12):
-    """The punk enlarged, then one panel per trait: the punk in grey with the heat in red."""
-    side = 24 * zoom
-    pad, title = 8, 18
-    panels = [("punk", None)] + list(heat.items())
-    sheet = Image.new("RGB", (len(panels) * (side + pad) + pad, side + title + 2 * pad), "white")
-    draw = ImageDraw.Draw(sheet)
+def on_checker(punk: np.ndarray) -> np.ndarray:
+    """The punk's RGB on a light checkerboard where it is transparent: (24, 24, 3) float."""
     checker = (np.indices((24, 24)).sum(0) % 2 * 30 + 200).astype(np.uint8)
     a = punk[..., 3:4] / 255.0
-    base = punk[..., :3] * a + checker[..., None] * (1 - a)  # the punk on a light checkerboard
-    for k, (name, h) in enumerate(panels):
-        if h is None:
-            img = base
-            label = "input"
-        else:
-            grey = base.mean(-1, keepdims=True).repeat(3, -1) * 0.6 + 80
-            w = (h / h.max() if h.max() > 0 else h)[..., None]
-            img = grey * (1 - w) + np.array([230.0, 20, 20]) * w
-            label = f"{name} {probs.get(name, 0):.2f}"
+    return punk[..., :3] * a + checker[..., None] * (1 - a)
+
+
+def render_explanation(punk: np.ndarray, heat: dict[str, np.ndarray], probs: dict, zoom: int = 12,
+                       drawn: np.ndarray | None = None, differ: np.ndarray | None = None):  # fmt: skip
+    """The punk enlarged; when given, the answer drawn back beside it (differing pixels in red);
+    then one panel per trait: the punk in grey with the heat in red."""
+    side = 24 * zoom
+    pad, title = 8, 18
+    base = on_checker(punk)
+    panels: list[tuple[str, np.ndarray]] = [("input", base)]
+    if drawn is not None:
+        back = on_checker(drawn)
+        n = 0 if differ is None else int(differ.sum())
+        if n:
+            back[differ] = (230.0, 20, 20)
+        panels.append(
+            ("drawn back: pixel for pixel" if n == 0 else f"drawn back: {n} differ", back)
+        )
+    for name, h in heat.items():
+        grey = base.mean(-1, keepdims=True).repeat(3, -1) * 0.6 + 80
+        w = (h / h.max() if h.max() > 0 else h)[..., None]
+        panels.append(
+            (f"{name} {probs.get(name, 0):.2f}", grey * (1 - w) + np.array([230.0, 20, 20]) * w)
+        )
+    sheet = Image.new("RGB", (len(panels) * (side + pad) + pad, side + title + 2 * pad), "white")
+    draw = ImageDraw.Draw(sheet)
+    for k, (label, img) in enumerate(panels):
         tile = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "RGB")
         x = pad + k * (side + pad)
         sheet.paste(tile.resize((side, side), Image.NEAREST), (x, pad + title))

@@ -116,19 +116,23 @@ class PunkNet(nn.Module):
     its RGBA values; colours one RGB step apart are as far apart as any. A 2x2 convolution with
     stride 2 then reads every pixel exactly once (no pooling throws a one-pixel trait away) and a
     position-aware dense head combines them. Outputs T logits: the first 5 are the types (a
-    softmax: exactly one), the rest accessories (independent sigmoids).
+    softmax: exactly one), the rest accessories (independent sigmoids); then, when `n_heads` > 0,
+    one logit per head (the type with its skin tone, a softmax).
     """
 
     def __init__(self, n_colours: int, n_traits: int = 92, embed: int = 16, width: int = 32,
-                 hidden: int = 256):  # fmt: skip
+                 hidden: int = 256, n_heads: int = 0):  # fmt: skip
         super().__init__()
-        self.n_colours, self.n_traits = n_colours, n_traits
+        self.n_colours, self.n_traits, self.n_heads = n_colours, n_traits, n_heads
         self.embed, self.width, self.hidden = embed, width, hidden
         self.register_buffer("palette", torch.zeros(n_colours, 4))  # (P, 4) RGBA in [0, 1]
         self.colour = nn.Embedding(n_colours, embed)
         self.conv = nn.Conv2d(embed + 4, width, 2, stride=2)  # 24x24 -> 12x12
         self.head = nn.Sequential(
-            nn.Flatten(), nn.Linear(width * 12 * 12, hidden), nn.ReLU(), nn.Linear(hidden, n_traits)
+            nn.Flatten(),
+            nn.Linear(width * 12 * 12, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, n_traits + n_heads),
         )
 
     @torch.no_grad()
@@ -158,13 +162,19 @@ class PunkNet(nn.Module):
         return self.head(x)  # (B, T)
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
-        """Type probabilities sum to 1; accessory probabilities are independent. (B, T)."""
+        """Type probabilities sum to 1, accessory probabilities are independent, head
+        probabilities sum to 1. (B, T + H)."""
+        t = self.n_traits
         types = F.softmax(logits[:, :N_TYPES], dim=1)
-        return torch.cat([types, torch.sigmoid(logits[:, N_TYPES:])], dim=1)
+        out = [types, torch.sigmoid(logits[:, N_TYPES:t])]
+        if self.n_heads:
+            out.append(F.softmax(logits[:, t:], dim=1))
+        return torch.cat(out, dim=1)
 
     def config(self) -> dict:
-        return {"n_colours": self.n_colours, "n_traits": self.n_traits, "embed": self.embed,
-                "width": self.width, "hidden": self.hidden}  # fmt: skip
+        cfg = {"n_colours": self.n_colours, "n_traits": self.n_traits, "embed": self.embed,
+               "width": self.width, "hidden": self.hidden}  # fmt: skip
+        return {**cfg, "n_heads": self.n_heads} if self.n_heads else cfg
 
 
 def palette_of(images: torch.Tensor) -> torch.Tensor:

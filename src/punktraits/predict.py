@@ -7,8 +7,13 @@
 
 How a prediction is decided: the image is normalised (normalize.py: any scale, background, JPEG
 noise -> the exact 24x24 RGBA punk), the run's recipe gives P(trait) and its decision rule turns
-them into traits (recipes/). Explanations are occlusion maps: each pixel in turn is made
-transparent (the background) and the drop of the trait's score is that pixel's heat.
+them into traits (recipes/). Then the answer is drawn back with the drawing rules learned from
+the run's training split (sprites.py, verify.py): `verified` when the drawing equals the image,
+else a nearby answer that draws it is reported (`check.corrected_from` holds the network's), and
+an image no answer draws close to is refused as "not a CryptoPunk". The drawing rules are learned
+from the data folder (`punktraits data`); without it answers are given unverified
+(`verified: null`). Explanations are occlusion maps: each pixel in turn is made transparent (the
+background) and the drop of the trait's score is that pixel's heat.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,9 +29,10 @@ from PIL import Image
 
 from .data import TYPES
 from .draw import render_explanation
-from .errors import ImageError, PunktraitsError
+from .errors import DataError, ImageError, PunktraitsError, RunError
 from .normalize import Normalized, normalize
 from .run import Run
+from .verify import Check, Verifier, likely_heads
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp"}
 
@@ -37,22 +43,45 @@ class Prediction:
 
     file: str | None  # where it came from, if a file
     type: str | None  # one of Alien, Ape, Zombie, Female, Male
-    accessories: list[str]  # the predicted accessories, in trait order
-    probabilities: dict[str, float]  # trait name -> probability
+    accessories: list[str]  # the accessories, in trait order
+    probabilities: dict[str, float]  # trait name -> the network's probability
     normalized: dict | None  # how the image was normalised (see normalize.Normalized)
     error: str | None = None  # None, or the one-line reason the image could not be read
+    head: str | None = None  # the type with its skin tone (`Male 2`), as on-chain
+    verified: bool | None = None  # drawn back pixel for pixel (None: not checked)
+    check: dict | None = None  # how it was drawn back (verify.Check.to_dict), or why not
+    drawn: Check | None = field(default=None, repr=False)  # the drawing itself (not in JSON)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        del d["drawn"]
+        return d
 
 
 class Predictor:
     """A trained run, ready for images."""
 
-    def __init__(self, run: Run | str | os.PathLike | None = None):
+    def __init__(self, run: Run | str | os.PathLike | None = None,
+                 data_dir: str | os.PathLike | None = None, verify: bool = True):  # fmt: skip
         self.run = run if isinstance(run, Run) else Run.open(run)
         self.traits: list[str] = self.run.traits
         self.palette, self.counts = self.run.palette  # the collection's colours, for normalising
+        self.verifier: Verifier | None = None
+        self.unverified = "not checked (verify=False)"  # why answers are not drawn back
+        if verify:
+            self.verifier, self.unverified = self._verifier(data_dir)
+
+    def _verifier(self, data_dir) -> tuple[Verifier | None, str | None]:
+        """The drawing rules learned from the run's training split of the data folder."""
+        from . import data as D
+        from .sprites import sprites_for
+
+        try:
+            punks = D.load(data_dir, download=False, progress=False)
+            self.run.check_data(punks)
+            return Verifier(sprites_for(punks, self.run.split.train)), None
+        except (DataError, RunError) as e:
+            return None, f"not checked: the drawing rules are learned from the data folder ({e})"
 
     # -- images -> punks -------------------------------------------------------------------
 
@@ -79,7 +108,7 @@ class Predictor:
         """Predictions for already-normalised (N, 24, 24, 4) uint8 punks."""
         infos = infos or [None] * len(punks)
         names = names or [None] * len(punks)
-        prob = self.probabilities(punks)
+        prob, head_prob = self.run.predict(punks)
         pred = self.run.decide(prob)
         types = [n for n in TYPES if n in self.traits]
         out = []
@@ -88,8 +117,34 @@ class Predictor:
             kind = max(types, key=lambda n: prob[i, self.traits.index(n)]) if types else None
             acc = [n for j, n in enumerate(self.traits) if pred[i, j] and n not in TYPES]
             info = infos[i].to_dict() if infos[i] is not None else None
-            out.append(Prediction(names[i], kind, acc, probs, info))
+            head = None
+            if head_prob is not None:
+                head = self.run.heads[int(head_prob[i].argmax())]
+            p = Prediction(names[i], kind, acc, probs, info, head=head)
+            p.check = {"verified": None, "note": self.unverified} if self.unverified else None
+            out.append(p)
+        if self.verifier is not None:
+            self._draw_back(punks, out, head_prob)
         return out
+
+    def _draw_back(self, punks: np.ndarray, preds: list[Prediction], head_prob) -> None:
+        """Draw each answer back; keep it when it draws the image, else report the nearby
+        answer that does (or the nearest), and refuse what is not a punk."""
+        answers, heads = [], []
+        for i, p in enumerate(preds):
+            hp = None if head_prob is None else dict(zip(self.run.heads, head_prob[i]))
+            tp = {t: p.probabilities.get(t, 0.0) for t in TYPES}
+            likely = likely_heads(tp, hp)[:6]
+            answers.append((p.head or likely[0], p.accessories))
+            heads.append(likely)
+        for p, c in zip(preds, self.verifier.check_many(punks, answers, heads)):
+            if c.refused:
+                p.type, p.head, p.accessories, p.probabilities = None, None, [], {}
+                p.error = f"{p.file or 'image'}: {c.refused}"
+            else:
+                p.type, p.head = c.type, c.head
+                p.accessories = sorted(c.accessories, key=self.traits.index)
+            p.verified, p.check, p.drawn = c.verified, c.to_dict(), c
 
     def predict_punk(self, punk: np.ndarray, name: str | None = None,
                      info: Normalized | None = None) -> Prediction:  # fmt: skip
@@ -101,7 +156,10 @@ class Predictor:
         if name is None and isinstance(image, (str, os.PathLike)):
             name = str(image)
         punk, info = self.to_punk(image, name)
-        return self.predict_punk(punk, name, info)
+        p = self.predict_punk(punk, name, info)
+        if p.error:  # drawn back, it is not a punk
+            raise ImageError(p.error, 422)
+        return p
 
     def predict_batch(self, images: Iterable, batch_size: int = 256) -> list[Prediction]:
         """The traits of many images; one that cannot be read gets `error` set instead."""
@@ -161,9 +219,14 @@ class Predictor:
             raise PunktraitsError(f"unknown trait {trait!r}; see `punktraits data` for the names")
         punk, _ = self.to_punk(image, str(image) if isinstance(image, (str, os.PathLike)) else None)
         pred = self.predict_punk(punk)
+        if pred.error:
+            raise ImageError(pred.error, 422)
         traits = [trait] if trait else [pred.type] + pred.accessories
         heat = self.occlusion(punk, traits)
-        return render_explanation(punk, heat, pred.probabilities, zoom), heat
+        c = pred.drawn
+        picture = render_explanation(punk, heat, pred.probabilities, zoom,
+                                     c.drawn if c else None, c.where if c else None)  # fmt: skip
+        return picture, heat
 
     # -- export ----------------------------------------------------------------------------
 

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from . import recipes
-from .data import Punks, split
+from .data import HEADS, Punks, split
 from .errors import DataError, RunError
 from .files import atomic_write, read_json, write_json
 from .metrics import evaluate, to_csv
@@ -56,6 +56,8 @@ class TestScores:
     prob: np.ndarray  # (N, T)
     pred: np.ndarray  # (N, T) 0/1
     metrics: dict  # metrics.evaluate of pred against truth
+    heads: np.ndarray | None = None  # (N,) predicted head index (None: no head outputs)
+    head_truth: np.ndarray | None = None  # (N,) the punks' heads
 
 
 class Run:
@@ -69,6 +71,7 @@ class Run:
         except RunError as e:
             raise RunError(f"{path / 'config.json'}: {e}") from None
         self.traits: list[str] = list(config["traits"])
+        self.heads: list[str] = list(config.get("heads") or [])  # outputs for the head, if any
 
     # -- opening and creating --------------------------------------------------------------
 
@@ -162,6 +165,10 @@ class Run:
         """P(trait) (N, T) for uint8 RGBA punks (N, 24, 24, 4), in the order of self.traits."""
         return self.recipe.probabilities(self.model, images)
 
+    def predict(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(P(trait) (N, T), P(head) (N, H) in the order of self.heads, or None)."""
+        return self.recipe.predict(self.model, images)
+
     def decide(self, prob: np.ndarray) -> np.ndarray:
         """0/1 traits (N, T) from probabilities, by the recipe's rule."""
         return self.recipe.decide(prob)
@@ -184,10 +191,15 @@ class Run:
         cols = [punks.traits.index(t) for t in self.traits]
         truth = punks.labels[test][:, cols]
         hidden = None if punks.hidden is None else punks.hidden[test][:, cols]
-        prob = self.probabilities(punks.images[test])
+        prob, head_prob = self.predict(punks.images[test])
         pred = self.decide(prob)
-        return TestScores(test, truth, hidden, prob, pred,
-                          evaluate(self.traits, truth, pred, hidden))  # fmt: skip
+        m = evaluate(self.traits, truth, pred, hidden)
+        if head_prob is None:
+            return TestScores(test, truth, hidden, prob, pred, m)
+        heads = head_prob.argmax(1)
+        head_truth = np.array([self.heads.index(HEADS[h]) for h in punks.heads[test]])
+        m["head_accuracy"] = float((heads == head_truth).mean())
+        return TestScores(test, truth, hidden, prob, pred, m, heads, head_truth)
 
     def evaluate(self, punks: Punks) -> dict:
         """Evaluate the saved weights on the test split; write metrics.json and metrics.csv."""

@@ -29,6 +29,8 @@ class TrainConfig:
     group: int | None = None  # paper recipe: nets side by side (None: all on CUDA, 1 on CPU)
     per_class: int = 8000  # paper recipe: oversampled positives (and negatives) per trait
     batch_size: int | None = None  # None: the recipe's default (paper 100, ours 64)
+    drawn: int | None = None  # ours: new punks drawn by the learned sprites (None: 20,000)
+    drawn_share: float = 0.5  # ours: share of each epoch's punks that are drawn ones
     dry_run: bool = False  # a tiny budget that runs every code path (CI, smoke tests)
     extra: dict = field(default_factory=dict)  # recipe knobs recorded as given
 
@@ -73,6 +75,10 @@ class Recipe:
     def probabilities(self, model: torch.nn.Module, images: np.ndarray) -> np.ndarray:
         """P(trait) (N, T) for uint8 RGBA punks (N, 24, 24, 4)."""
         raise NotImplementedError
+
+    def predict(self, model: torch.nn.Module, images: np.ndarray):
+        """(P(trait) (N, T), P(head) (N, H) or None when the model has no head outputs)."""
+        return self.probabilities(model, images), None
 
     def decide(self, prob: np.ndarray) -> np.ndarray:
         """0/1 traits (N, T) from probabilities; default: each trait on its own at 0.5."""

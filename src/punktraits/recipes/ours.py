@@ -4,6 +4,7 @@ early stopping on a validation part of the training split, and the visible label
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import torch
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from ..data import TYPES, Punks, split
+from ..data import HEADS, TYPES, Punks, split
 from ..errors import PunktraitsError
 from ..files import atomic_write, load_weights, read_json, save_weights, write_json
 from ..loop import Step, device, fit, seed_everything
@@ -21,6 +22,8 @@ from .base import Recipe, Split, TrainConfig, load_state
 
 LR = 4e-3  # AdamW, one-cycle schedule
 PATIENCE = 4  # epochs without a better validation score before stopping
+DRAWN = 20_000  # new punks drawn with the sprites learned from the training split
+DRAWN_SHARE = 0.5  # share of each epoch's punks that are drawn ones
 
 
 def rgba(images: np.ndarray) -> torch.Tensor:
@@ -46,7 +49,8 @@ def exact_match(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 @torch.inference_mode()
 def predict(model: PunkNet, images: np.ndarray, batch: int = 64) -> np.ndarray:
-    """Probabilities (N, T) of uint8 RGBA punks (N, 24, 24, 4), the model left in eval mode.
+    """Probabilities (N, T [+ H heads]) of uint8 RGBA punks (N, 24, 24, 4), the model left in
+    eval mode.
 
     Batches of 64 keep the activations small (evaluate's peak: 340 MiB, 224 of them torch
     itself); larger batches are no faster on a CPU (benchmarks/ours.py)."""
@@ -60,17 +64,21 @@ class StructuredLoss:
     """Types: one of 5, a softmax; accessories: independent. Both weighted for rarity: there are
     7 Aliens among 7,200 training punks, and the softmax would otherwise absorb them."""
 
-    def __init__(self, type_weight: torch.Tensor, pos_weight: torch.Tensor):
-        self.type_weight, self.pos_weight = type_weight, pos_weight
+    def __init__(self, type_weight, pos_weight, n_traits: int, head_weight=None):
+        self.type_weight, self.pos_weight, self.head_weight = type_weight, pos_weight, head_weight
+        self.t = n_traits
 
     def __call__(self, logits: torch.Tensor, y: torch.Tensor):
-        n = len(TYPES)
+        # y (B, T [+ 1]): the 0/1 traits, then the head's index when the model has heads.
+        n, t = len(TYPES), self.t
         types = F.cross_entropy(logits[:, :n], y[:, :n].argmax(1), weight=self.type_weight)
         acc = F.binary_cross_entropy_with_logits(
-            logits[:, n:], y[:, n:].float(), pos_weight=self.pos_weight
+            logits[:, n:t], y[:, n:t].float(), pos_weight=self.pos_weight
         )
         loss = types + 4 * acc  # acc is a mean over 87 columns: weight it up against the types
-        return loss, loss.detach(), exact_match(logits.detach(), y)
+        if self.head_weight is not None:
+            loss = loss + F.cross_entropy(logits[:, t:], y[:, t].long(), weight=self.head_weight)
+        return loss, loss.detach(), exact_match(logits[:, :t].detach(), y[:, :t])
 
 
 class EarlyStopping:
@@ -98,10 +106,14 @@ class EarlyStopping:
     def on_epoch(self, epoch: int) -> bool:
         model = self.model
         model.eval()
-        prob = model.probabilities(model(self.idx[self.val_ids])).cpu().numpy()
+        out = model.probabilities(model(self.idx[self.val_ids])).cpu().numpy()
         _, test_loss, test_acc = self.loss_fn(model(self.idx[self.test_ids]), self.y[self.test_ids])
         model.train()
-        f1 = f1_scores(self.target[self.val_ids], decide(prob))
+        t = model.n_traits
+        f1 = f1_scores(self.target[self.val_ids], decide(out[:, :t]))
+        if model.n_heads:  # the head (type and skin tone) is one more score, its accuracy
+            right = out[:, t:].argmax(1) == self.y[self.val_ids, t].cpu().numpy()
+            f1 = np.append(f1, right.mean())
         score = float(f1.mean())
         self.history.append({
             "epoch": epoch + 1, "seconds": round(time.perf_counter() - self.t0, 2),
@@ -119,9 +131,55 @@ class EarlyStopping:
         return score >= 1.0 or epoch - self.best_epoch >= PATIENCE
 
 
+@dataclass
+class Drawn:
+    """New punks drawn with the sprites learned from the training split (sprites.py)."""
+
+    images: np.ndarray  # (n, 24, 24, 4) uint8
+    labels: np.ndarray  # (n, T) 0/1: the type and the *visible* accessories
+    heads: np.ndarray  # (n,) index into HEADS
+    report: dict  # what config.json records about them
+
+
+def draw_punks(punks: Punks, train_ids: np.ndarray, test_ids: np.ndarray, n: int,
+               seed: int) -> Drawn:  # fmt: skip
+    """`n` punks of new combinations (none is a training punk's), drawn with sprites learned from
+    `train_ids` only; any that equals the image of a test punk is dropped (checked by hash)."""
+    from ..sprites import sprites_for
+
+    sprites = sprites_for(punks, train_ids)
+    combos = sprites.sample(n, np.random.default_rng([seed, 8]))
+    images, _ = sprites.render_many(combos)  # (n, 24, 24, 4); sample() keeps fully known ones
+    # An accessory is visible when drawing the punk without it changes a pixel (or leaves one
+    # that cannot be known), as hidden.csv defines it for the collection.
+    without = [(h, tuple(x for x in acc if x != a)) for h, acc in combos for a in acc]
+    others, known = sprites.render_many(without)
+    labels = np.zeros((n, len(punks.traits)), np.uint8)
+    kinds = [punks.traits.index(head.split()[0]) for head, _ in combos]
+    labels[np.arange(n), kinds] = 1
+    rows = np.repeat(np.arange(n), [len(acc) for _, acc in combos])  # (k,) punk of each removal
+    cols = [punks.traits.index(a) for _, acc in combos for a in acc]
+    changed = ((others != images[rows]).any(-1) | ~known).any((1, 2))  # (k,)
+    labels[rows, cols] = changed
+    outside = {img.tobytes() for img in punks.images[test_ids]}
+    keep = np.array([img.tobytes() not in outside for img in images], bool)
+    report = {
+        "n": int(keep.sum()), "seed": seed, "sprites_learned_from": "the training split",
+        "new_combinations": "none is the label set of a training punk",
+        "equal_to_a_test_punk": int((~keep).sum()),
+        "checked": f"RGBA bytes of every drawn punk against the {len(test_ids):,} test punks: "
+                   f"{int((~keep).sum())} equal (dropped)",
+    }  # fmt: skip
+    heads = np.array([HEADS.index(h) for h, _ in combos])
+    return Drawn(images[keep], labels[keep], heads[keep], report)
+
+
 class Ours(Recipe):
     name = "ours"
-    help = "one colour CNN for all 92 traits"
+    help = "one colour CNN for all 92 traits and the head, on real and drawn punks"
+
+    def __init__(self):
+        self._drawn: dict[tuple, Drawn] = {}  # drawing is done once per run, in describe()
 
     def epochs(self, cfg: TrainConfig) -> int:
         return 2 if cfg.dry_run else cfg.resolved_epochs()
@@ -134,12 +192,28 @@ class Ours(Recipe):
         palette = palette_of(torch.from_numpy(punks.images[fit_ids]))  # colours of training only
         return fit_ids, val_ids, palette
 
+    def drawn(self, punks: Punks, cfg: TrainConfig, s: Split) -> Drawn | None:
+        n = cfg.drawn if cfg.drawn is not None else (DRAWN if punks.layers is not None else 0)
+        if cfg.dry_run:
+            n = min(n, 500)
+        if n == 0:
+            return None
+        if punks.layers is None:
+            raise PunktraitsError("--drawn needs the collection's draw order (traits.csv)")
+        key = (punks.sha256.get("punks.png"), s.train.tobytes(), n, cfg.seed)
+        if key not in self._drawn:
+            self._drawn = {key: draw_punks(punks, s.train, s.test, n, cfg.seed)}
+        return self._drawn[key]
+
     def describe(self, punks: Punks, cfg: TrainConfig, split: Split) -> dict:
         _, val_ids, palette = self._parts(punks, cfg, split)
-        model = PunkNet(len(palette), len(punks.traits))
+        heads = len(HEADS) if punks.layers is not None else 0  # the real collection: skins known
+        model = PunkNet(len(palette), len(punks.traits), n_heads=heads)
+        drawn = self.drawn(punks, cfg, split)
         return {
             "model": {"name": "PunkNet", **model.config()},
             "traits": list(punks.traits),
+            "heads": list(HEADS) if heads else [],
             "input": "rgba",
             "target": "visible" if punks.visible is not None else "official",
             "batch_size": cfg.batch_size or 64,
@@ -150,37 +224,63 @@ class Ours(Recipe):
                 "schedule": "onecycle",
             },  # fmt: skip
             "validation_ids": val_ids.tolist(),
+            "drawn": None if drawn is None else {**drawn.report, "share": cfg.drawn_share},
         }
 
     def train(self, punks: Punks, cfg: TrainConfig, run: Path, config: dict, split: Split,
               progress: bool = True) -> None:  # fmt: skip
         dev = device(cfg.device)
         seed_everything(cfg.seed)
+        # Late in training, tiny gradients become denormal floats, which x86 CPUs compute ~50x
+        # slower (epochs went from 2 s to 120 s); flushing them to zero changes nothing visible.
+        torch.set_flush_denormal(True)
         epochs, batch, lr = config["epochs"], config["batch_size"], config["optimiser"]["lr"]
         fit_ids, val_ids, palette = self._parts(punks, cfg, split)
         # Hidden labels have no pixel: learning them would teach the net to guess, so the
         # targets are the visible labels when hidden.csv is known.
         target = punks.visible if punks.visible is not None else punks.labels
-        model = PunkNet(len(palette), len(punks.traits))
+        images, heads = punks.images, punks.heads if config["heads"] else None
+        drawn = self.drawn(punks, cfg, split)
+        n_real, n_drawn = len(images), 0
+        if drawn is not None:  # drawn punks get the ids after the collection's
+            images = np.concatenate([images, drawn.images])
+            target = np.concatenate([target, drawn.labels])
+            heads = np.concatenate([heads, drawn.heads])
+            n_drawn = len(drawn.images)
+        model = PunkNet(len(palette), len(punks.traits), n_heads=len(config["heads"]))
         model.palette.copy_(palette)
         model.to(dev)
 
-        idx_all = model.colour_index(rgba(punks.images).to(dev))  # (N, 24, 24), once
-        y_all = torch.from_numpy(target).to(dev)
-        counts = y_all[fit_ids].sum(0).float()
+        idx_all = model.colour_index(rgba(images).to(dev))  # (N, 24, 24), once
+        y = target if heads is None else np.concatenate([target, heads[:, None]], 1)
+        y_all = torch.from_numpy(y.astype(np.int64)).to(dev)  # (N, T [+ 1])
+        t = len(punks.traits)
+        counts = y_all[fit_ids, :t].sum(0).float()
         pos_weight = ((len(fit_ids) - counts) / counts.clamp(min=1)).sqrt()[len(TYPES) :]
         type_weight = (counts.max() / counts.clamp(min=1)).sqrt()[: len(TYPES)]
+        head_weight = None
+        if heads is not None:
+            hc = torch.bincount(y_all[fit_ids, t], minlength=len(HEADS)).float()
+            head_weight = (hc.max() / hc.clamp(min=1)).sqrt()
+        # Each epoch: the real training punks and, making up `share` of it, drawn ones.
+        share = cfg.drawn_share if n_drawn else 0.0
+        per_epoch = min(n_drawn, round(len(fit_ids) * share / max(1e-9, 1 - share)))
         opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
-        steps = (len(fit_ids) + batch - 1) // batch
+        steps = (len(fit_ids) + per_epoch + batch - 1) // batch
         sched = torch.optim.lr_scheduler.OneCycleLR(
             opt, max_lr=lr, total_steps=epochs * steps, pct_start=0.15
         )
         fit_t = torch.from_numpy(fit_ids).to(dev)
+        drawn_t = torch.arange(n_real, n_real + n_drawn, device=dev)
         gen = torch.Generator().manual_seed(cfg.seed)
-        loss_fn = StructuredLoss(type_weight, pos_weight)
+        loss_fn = StructuredLoss(type_weight, pos_weight, t, head_weight)
 
         def batches(epoch: int):
-            perm = fit_t[torch.randperm(len(fit_t), generator=gen).to(dev)]
+            ids = fit_t
+            if per_epoch:
+                pick = torch.randperm(n_drawn, generator=gen)[:per_epoch].to(dev)
+                ids = torch.cat([fit_t, drawn_t[pick]])
+            perm = ids[torch.randperm(len(ids), generator=gen).to(dev)]
             for s in range(steps):
                 b = perm[s * batch : (s + 1) * batch]
                 yield idx_all[b], y_all[b]
@@ -204,8 +304,13 @@ class Ours(Recipe):
         load_state(model, load_weights(run / "model.safetensors"), run)
         return model.eval()
 
+    def predict(self, model: PunkNet, images: np.ndarray):
+        out = predict(model, images)
+        t = model.n_traits
+        return out[:, :t], (out[:, t:] if model.n_heads else None)
+
     def probabilities(self, model: PunkNet, images: np.ndarray) -> np.ndarray:
-        return predict(model, images)
+        return self.predict(model, images)[0]
 
     def decide(self, prob: np.ndarray) -> np.ndarray:
         return decide(prob)
