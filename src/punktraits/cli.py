@@ -151,6 +151,11 @@ def print_summary(metrics: dict, out: Path | None = None) -> None:
     default=None,
     help="Paper recipe: nets trained side by side (default: all on CUDA, 1 on CPU).",
 )
+@click.option("--drawn", type=click.IntRange(min=0), default=None,
+              help="Ours: new punks drawn by the sprites learned from the training split "
+              "(default 20,000; 0: none).")  # fmt: skip
+@click.option("--drawn-share", type=click.FloatRange(0, 0.9), default=0.5, show_default=True,
+              help="Ours: share of each epoch's punks that are drawn ones.")  # fmt: skip
 @click.option("--dry-run", is_flag=True, help="A tiny budget that runs every code path.")
 def train(
     data_dir,
@@ -164,6 +169,8 @@ def train(
     device,
     threads,
     group,
+    drawn,
+    drawn_share,
     dry_run,
 ) -> None:
     """Train a model, evaluate it on the test split, write a run folder."""
@@ -185,6 +192,8 @@ def train(
         threads=threads,
         variant=variant,
         group=group,
+        drawn=drawn,
+        drawn_share=drawn_share,
         dry_run=dry_run,
     )
     out = out or Path("runs") / f"{recipe}-seed{seed}"
