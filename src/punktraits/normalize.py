@@ -26,8 +26,9 @@ import io
 import os
 import stat
 import struct
+import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from functools import cached_property, lru_cache
 
 import numpy as np
 from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
@@ -54,6 +55,7 @@ class Normalized:
     background: str  # "transparent" or "#rrggbb"
     snapped: int  # punk pixels whose colour was not exactly a palette colour on the background
     notes: list[str] = field(default_factory=list)  # e.g. "GIF: first of 3 frames"
+    filter: str = "nearest"  # how it was resized, as far as can be told: a key of FILTERS
 
     def to_dict(self) -> dict:
         """Plain JSON types (tuples become lists), as `predict --format json` prints it."""
@@ -138,17 +140,458 @@ def open_image(source, name: str | None = None) -> tuple[np.ndarray, bool, str, 
             im.mode == "P" and "transparency" in im.info
         )
         rgba = np.asarray(im.convert("RGBA"))
+        # An RGBA file whose every pixel is opaque (a render on the site blue saved with an
+        # alpha channel) has no transparency to read: its background is its corners' colour.
+        alpha = alpha and bool((rgba[..., 3] < 255).any())
     except (OSError, SyntaxError, ValueError, EOFError, struct.error) as e:
         raise ImageError(f"{name}: the image data is truncated or corrupt ({e})") from None
     return rgba, alpha, fmt, notes, jpeg
 
 
-def _axis_grid(img: np.ndarray, axis: int) -> tuple[float, float, float]:
-    """(border, cell size, error) of the best 24-cell grid along one axis of (H, W, 3) floats."""
-    side = img.shape[axis]
-    other = img.shape[1 - axis]
-    lines = np.linspace(0, other - 1, min(other, 32)).astype(int)  # a sample keeps it cheap
-    prof = img[lines, :, :] if axis == 1 else img[:, lines, :].transpose(1, 0, 2)  # (L, side, 3)
+# --- How Pillow draws a punk at another size: the forward model ------------------------------
+
+# name: (Pillow filter, kernel support in source pixels); ties go to the earlier one
+FILTERS = {
+    "nearest": (Image.NEAREST, 0.0),
+    "box": (Image.BOX, 0.5),
+    "bilinear": (Image.BILINEAR, 1.0),
+    "hamming": (Image.HAMMING, 1.0),
+    "bicubic": (Image.BICUBIC, 2.0),
+    "lanczos": (Image.LANCZOS, 3.0),
+}
+RINGING = ("bicubic", "lanczos")  # negative lobes: values overshoot and Pillow clips them
+ONE, HALF = float(1 << 22), float(1 << 21)  # Pillow's fixed point for 8-bit resampling
+ONES3 = np.ones(3, np.float32)
+F32_054, F32_046 = float(np.float32(0.54)), float(np.float32(0.46))  # Pillow's hamming floats
+
+
+def _kernel(filt: str, x: np.ndarray) -> np.ndarray:
+    """Pillow's filter functions (libImaging/Resample.c), in float64 as it computes them."""
+    ax = np.abs(x)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if filt == "box":
+            return ((x > -0.5) & (x <= 0.5)).astype(np.float64)
+        if filt == "bilinear":
+            return np.where(ax < 1.0, 1.0 - ax, 0.0)
+        if filt == "hamming":
+            px = ax * np.pi
+            v = np.sin(px) / px * (F32_054 + F32_046 * np.cos(px))
+            return np.where(ax == 0.0, 1.0, np.where(ax >= 1.0, 0.0, v))
+        if filt == "bicubic":
+            a = -0.5
+            near = ((a + 2.0) * ax - (a + 3.0)) * ax * ax + 1
+            far = (((ax - 5) * ax + 8) * ax - 4) * a
+            return np.where(ax < 1.0, near, np.where(ax < 2.0, far, 0.0))
+
+        def sinc(v):
+            return np.where(v == 0.0, 1.0, np.sin(v * np.pi) / (v * np.pi))
+
+        return np.where((x >= -3.0) & (x < 3.0), sinc(x) * sinc(x / 3), 0.0)  # lanczos
+
+
+@lru_cache(maxsize=64)
+def _weights(n: int, filt: str) -> tuple[np.ndarray, np.ndarray]:
+    """How Pillow's resize of 24 pixels to n weighs them: (n, 24) float64, and the same in its
+    22-bit fixed point (integers held in float64: matrix products of them stay exact)."""
+    if filt == "nearest":  # an affine transform in Pillow, not a filter: ask Pillow itself
+        eye = Image.fromarray(np.eye(24, dtype=np.float32), "F")
+        w = np.asarray(eye.resize((n, 24), Image.NEAREST), np.float64).T.copy()
+        return w, w * ONE
+    scale = 24 / n
+    fscale = max(scale, 1.0)
+    support = FILTERS[filt][1] * fscale
+    center = (np.arange(n) + 0.5) * scale
+    lo = np.maximum((center - support + 0.5).astype(int), 0)  # C casts truncate, as here
+    hi = np.minimum((center + support + 0.5).astype(int), 24)
+    x = np.arange(24)
+    k = _kernel(filt, (x - center[:, None] + 0.5) * (1.0 / fscale))
+    k = np.where((x >= lo[:, None]) & (x < hi[:, None]), k, 0.0)
+    total = k.sum(1, keepdims=True)
+    w = np.divide(k, total, out=k.copy(), where=total != 0.0)
+    s = w * ONE
+    return w, np.where(w < 0, np.trunc(s - 0.5), np.trunc(s + 0.5))
+
+
+def _resample(src: np.ndarray, fy: np.ndarray, fx: np.ndarray) -> np.ndarray:
+    """Pillow's 8-bit resize of (24, 24, C) integer pixels with fixed-point weights (ny, 24) and
+    (nx, 24): a horizontal pass rounded and clipped to 8 bits, then a vertical one."""
+    h = np.tensordot(src, fx, ([1], [1]))  # (24, C, nx)
+    h = np.clip(np.floor((h + HALF) / ONE), 0, 255).transpose(0, 2, 1)  # (24, nx, C)
+    v = np.tensordot(fy, h, 1)  # (ny, nx, C)
+    return np.clip(np.floor((v + HALF) / ONE), 0, 255)
+
+
+def _muldiv255(a, b):
+    t = a * b + 128
+    return ((t >> 8) + t) >> 8
+
+
+def _premultiply(rgba: np.ndarray) -> np.ndarray:
+    """Pillow's RGBA -> RGBa (int64)."""
+    a = rgba[..., 3:]
+    return np.concatenate([_muldiv255(rgba[..., :3], a), a], -1)
+
+
+def _unpremultiply(pm: np.ndarray) -> np.ndarray:
+    """Pillow's RGBa -> RGBA (int64)."""
+    a = pm[..., 3:]
+    safe = np.maximum(a, 1)
+    rgb = np.where((a == 0) | (a == 255), pm[..., :3], np.minimum(255 * pm[..., :3] // safe, 255))
+    return np.concatenate([rgb, a], -1)
+
+
+def _composite(bg: np.ndarray, rgba: np.ndarray) -> np.ndarray:
+    """Pillow's alpha_composite of RGBA pixels (int64) over an opaque colour: RGB (int64)."""
+    a = rgba[..., 3:]
+    coef1 = a * (255 * 255 * 128) // (a * 255 + 255 * (255 - a))
+    t = rgba[..., :3] * coef1 + bg * (255 * 128 - coef1) + (0x80 << 7)
+    return np.where(a == 0, bg, (((t >> 8) + t) >> 8) >> 7)
+
+
+@dataclass(frozen=True)
+class _Axis:
+    """One axis of a candidate drawing: `side` pixels, `border` of them before and after the
+    punk, resized with `filt`; sampled at positions `pos`."""
+
+    side: int
+    border: int
+    filt: str
+    pos: tuple[int, ...]
+
+    @cached_property
+    def weights(self) -> tuple[np.ndarray, np.ndarray]:
+        """(len(pos), 24) float weights and fixed-point ones; rows in the border are zero."""
+        w, f = _weights(self.side - 2 * self.border, self.filt)
+        inner = np.asarray(self.pos) - self.border
+        inside = (inner >= 0) & (inner < w.shape[0])
+        idx = np.clip(inner, 0, w.shape[0] - 1)
+        return np.where(inside[:, None], w[idx], 0.0), np.where(inside[:, None], f[idx], 0.0)
+
+    @cached_property
+    def inside(self) -> np.ndarray:
+        return self.weights[0].any(1)
+
+    @cached_property
+    def cell(self) -> np.ndarray:
+        """The cell each sample shows most of; 24 in the border."""
+        return np.where(self.inside, self.weights[0].argmax(1), 24)
+
+    @cached_property
+    def pinv(self) -> np.ndarray:
+        """(24, samples): the least-squares inverse of the resize on this axis. For a nearest
+        upscale only the central 75% of each cell counts: JPEG and WebP smear colour across
+        the cell edges."""
+        w = self.weights[0]
+        use = self.inside.copy()
+        if self.filt == "nearest":
+            n = self.side - 2 * self.border
+            centre = self.border + (self.cell.clip(0, 23) + 0.5) * n / 24
+            core = np.abs(np.asarray(self.pos) + 0.5 - centre) <= 0.375 * n / 24
+            if (np.bincount(self.cell[use & core], minlength=25)[:24] > 0).all():
+                use &= core
+        return np.linalg.pinv(np.where(use[:, None], w, 0.0))
+
+    @cached_property
+    def reach(self) -> int:
+        """How many cells apart two cells can be and still share a sample."""
+        g = self.weights[0] != 0
+        share = (g.T.astype(int) @ g.astype(int)) > 0
+        i, j = np.nonzero(share)
+        return int(np.abs(i - j).max())
+
+
+@lru_cache(maxsize=64)
+def _axis(side: int, border: int, filt: str, n: int) -> _Axis:
+    pos = np.unique(np.linspace(0, side - 1, min(side, n)).round().astype(int))
+    return _Axis(side, border, filt, tuple(int(p) for p in pos))
+
+
+def _project(wy, z, wx):
+    """wy^T z wx over (ny, nx, K) -> (24, 24, K)."""
+    t = np.tensordot(wy.T, z, 1)  # (24, nx, K)
+    return np.tensordot(t, wx, ([1], [0])).transpose(0, 2, 1)
+
+
+def _expand(wy, q, wx):
+    """wy q wx^T over (24, 24, K) -> (ny, nx, K)."""
+    t = np.tensordot(wy, q, 1)  # (ny, 24, K)
+    return np.tensordot(t, wx, ([1], [1])).transpose(0, 2, 1)
+
+
+class _Drawing:
+    """One way the punk may have been drawn: a grid and filter, and `kind`, how transparency was
+    handled: "alpha" (the image kept it: compared premultiplied), "after" (the punk was put on
+    the background `bg`, then resized) or "before" (resized with its transparency, as a browser
+    does, then put on `bg`). `exact` renders candidate punks bit for bit as Pillow would; the
+    linear `gains` propose recolourings and `descend` keeps those that lower the error."""
+
+    def __init__(self, y, ay: _Axis, ax: _Axis, palette: np.ndarray, kind: str, bg, clock):
+        self.y, self.ay, self.ax, self.kind, self.clock = y, ay, ax, kind, clock
+        self.filt = ay.filt
+        self.wy, self.fy = ay.weights
+        self.wx, self.fx = ax.weights
+        pal = palette.astype(np.int64)
+        self.rgba = pal
+        self.q = np.hstack([pal[:, :3] * pal[:, 3:] / 255.0, pal[:, 3:]])  # premultiplied
+        if kind == "alpha":
+            self.bg = np.zeros(4)
+            self.s = self.q
+        else:
+            self.bg = np.asarray(bg, np.int64)
+            self.s = self.q[:, :3] + self.bg * (1 - pal[:, 3:] / 255.0)  # as shown on bg
+            self.shown = _composite(self.bg, pal).astype(np.float64)  # exactly so, by Pillow
+        self.observed = _observe(pal)
+        self.shown8 = self.shown.astype(np.uint8) if kind != "alpha" else None
+        self.premult = pal if self.filt == "nearest" else _premultiply(pal)  # NEAREST skips it
+        dist = ((self.s[:, None] - self.s[None]) ** 2).sum(-1)
+        self.similar = np.argsort(dist, 1)[:, 1:7]  # (P, 6) the colours that look most alike
+        self.transparent = int(np.flatnonzero(pal[:, 3] == 0)[0])
+        opaque_black = np.flatnonzero((pal == [0, 0, 0, 255]).all(1))
+        self.black = int(opaque_black[0]) if len(opaque_black) else self.transparent
+        self.inside = ay.inside[:, None] & ax.inside[None, :]
+        self.sy, self.sx = (self.wy != 0).astype(np.float64), (self.wx != 0).astype(np.float64)
+        self.energy = np.outer((self.wy**2).sum(0), (self.wx**2).sum(0)).ravel() + 1e-9
+
+    # -- exact ------------------------------------------------------------------------------
+
+    def exact(self, idx: np.ndarray, rows=slice(None), cols=slice(None)) -> np.ndarray:
+        """The observation Pillow's drawing of punk `idx` gives at the sampled rows and cols."""
+        cells = idx.reshape(24, 24)
+        if self.filt == "nearest":  # each sample is one cell's colour: look it up
+            table = self.observed if self.kind == "alpha" else self.shown
+            return _lookup(table[cells], self.bg, self.ay.cell[rows], self.ax.cell[cols])
+        fy, fx = self.fy[rows], self.fx[cols]
+        if self.kind == "after":
+            out = _resample(self.shown[cells], fy, fx)
+            return np.where(self.inside[rows, cols][..., None], out, self.bg)
+        pm = _resample(self.premult[cells].astype(np.float64), fy, fx).astype(np.int64)
+        rgba = pm if self.filt == "nearest" else _unpremultiply(pm)
+        if self.kind == "before":
+            return _composite(self.bg, rgba).astype(np.float64)
+        return _observe(rgba)
+
+    def image(self, idx: np.ndarray) -> np.ndarray:
+        """The drawing of punk `idx` as 8-bit RGB (an opaque kind, every sample)."""
+        if self.filt == "nearest":
+            cells = self.shown8[idx.reshape(24, 24)]
+            return _lookup(cells, self.bg.astype(np.uint8), self.ay.cell, self.ax.cell)
+        return self.exact(idx).astype(np.uint8)
+
+    def error(self, idx: np.ndarray) -> float:
+        return float(((self.y - self.exact(idx)) ** 2).sum())
+
+    # -- fast, linear -----------------------------------------------------------------------
+
+    def linear(self, idx: np.ndarray):
+        """The drawing without rounding, clipped after each pass as Pillow clips; and masks of
+        the values no clip touched: (horizontal pass (24, nx, K), vertical (ny, nx, K))."""
+        e = 1e-6
+        if self.kind == "before":
+            v, lo, hi = self.q[idx].reshape(24, 24, 4), 0.0, 255.0
+        else:
+            v = (self.s[idx] - self.bg).reshape(24, 24, -1)  # relative to the background, so a
+            lo, hi = -self.bg, 255.0 - self.bg  # border (zero weights) draws the background
+        h = np.tensordot(v, self.wx, ([1], [1])).transpose(0, 2, 1)  # (24, nx, K)
+        mh = (h > lo - e) & (h < hi + e)
+        lin = np.tensordot(self.wy, np.clip(h, lo, hi), 1)  # (ny, nx, K)
+        if self.kind == "before":
+            p, a = lin[..., :3], lin[..., 3:]
+            ac = np.clip(a, 0, 255)
+            m = np.clip(p, 0, ac) + self.bg * (1 - ac / 255)
+            return m, (mh, np.concatenate([(p > -e) & (p < ac + e), (a > -e) & (a < 255 + e)], -1))
+        mv = (lin > lo - e) & (lin < hi + e)
+        return np.clip(lin, lo, hi) + self.bg, (mh, mv)
+
+    def gains(self, idx: np.ndarray, m: np.ndarray, masks) -> np.ndarray:
+        """(576, P): how recolouring each cell to each colour changes the squared error, to
+        second order, where the drawing is linear around `idx` (clipped values stay clipped):
+        for cell i and colour vector v, (v - v_i)' A_i (v - v_i) - 2 b_i' (v - v_i)."""
+        r = self.y - m
+        wy, wx, wy2, wx2 = self.wy, self.wx, self.wy**2, self.wx**2
+        mh, mv = (x.astype(np.float64) for x in masks)
+
+        def pro(w, zv, zh, w2):  # sum over pixels of w[y,i] zv[y,x] zh[i,x] w2[x,j]
+            t = np.tensordot(w.T, zv, 1) * zh  # (24, nx, K)
+            return np.tensordot(t, w2, ([1], [0])).transpose(0, 2, 1).reshape(576, -1)
+
+        if self.kind != "before":
+            c = mv.shape[-1]
+            v = self.s
+            a = np.zeros((576, c, c))
+            a[:, np.arange(c), np.arange(c)] = pro(wy2, mv, mh, wx2)
+            b = pro(wy, r * mv, mh, wx)
+        else:
+            bg = self.bg / 255
+            v = self.q
+            vp, va, hp, ha = mv[..., :3], mv[..., 3:], mh[..., :3], mh[..., 3:]
+            a = np.zeros((576, 4, 4))
+            a[:, np.arange(3), np.arange(3)] = pro(wy2, vp, hp, wx2)
+            a[:, 3, :3] = a[:, :3, 3] = -pro(wy2, vp * va, hp * ha, wx2) * bg
+            a[:, 3, 3] = pro(wy2, va, ha, wx2)[:, 0] * (bg * bg).sum()
+            b = np.concatenate(
+                [pro(wy, r * vp, hp, wx), pro(wy, -(r * bg).sum(-1, keepdims=True) * va, ha, wx)],
+                1,
+            )
+        vi = v[idx]  # (576, C)
+        avi = np.einsum("icd,id->ic", a, vi)
+        const = (vi * avi).sum(1) + 2 * (b * vi).sum(1)
+        quad = a.reshape(576, -1) @ (v[:, :, None] * v[:, None, :]).reshape(len(v), -1).T
+        return quad - 2 * (avi + b) @ v.T + const[:, None]
+
+    def descend(self, idx: np.ndarray, prior=None, iters: int = 40) -> np.ndarray:
+        """Coordinate descent on the linear drawing: each round, recolour the cells whose change
+        the second-order model expects to lower the error most, many far-apart cells at once;
+        keep each change that lowers the error where that cell draws, ban the others."""
+        idx = idx.copy()
+        m, masks = self.linear(idx)
+        ry, rx = self.ay.reach, self.ax.reach
+        banned = np.zeros((576, len(self.s)), bool)
+        for _ in range(iters):
+            self.clock.check("fitting the colours")
+            de = self.gains(idx, m, masks)
+            if prior is not None:
+                de -= prior[None] - prior[idx][:, None]
+            de[banned] = np.inf
+            best = de.argmin(1)
+            gain = de[np.arange(576), best]
+            order = np.flatnonzero(gain < -1e-3)
+            if not len(order):
+                break
+            taken = np.zeros((24 + 2 * ry, 24 + 2 * rx), bool)
+            members = []
+            for k in order[np.argsort(gain[order])]:
+                i, j = divmod(int(k), 24)
+                if not taken[i : i + 2 * ry + 1, j : j + 2 * rx + 1].any():
+                    taken[i + ry, j + rx] = True
+                    members.append(k)
+            members = np.asarray(members)
+            trial = idx.copy()
+            trial[members] = best[members]
+            m2, masks2 = self.linear(trial)
+            # the members share no pixel: each one's change shows where it draws
+            change = self.blame(m2)[members] - self.blame(m)[members]
+            if prior is not None:
+                change -= prior[best[members]] - prior[idx[members]]
+            good = change < -1e-6
+            banned[members[~good], best[members[~good]]] = True
+            if not good.any():
+                continue
+            idx[members[good]] = best[members[good]]
+            m, masks = (m2, masks2) if good.all() else self.linear(idx)
+        return idx
+
+    def blame(self, m: np.ndarray) -> np.ndarray:
+        """(576,): the squared error of drawing `m` summed over the samples each cell draws."""
+        r2 = ((self.y - m) ** 2).sum(-1)
+        return (self.sy.T @ r2 @ self.sx).ravel()
+
+    # -- exact local search -----------------------------------------------------------------
+
+    def polish(self, idx: np.ndarray, evaluations: int = 2000) -> tuple[np.ndarray, int]:
+        """Where the exact drawing still differs from the input, try the likeliest other colours
+        of each cell to blame, alone and then with its same-coloured neighbours, rendering
+        exactly what each change touches; keep the best if it lowers the error. Sweeps until
+        nothing improves or `evaluations` drawings are spent. Returns the punk and how many
+        cells moved."""
+        idx = idx.copy()
+        sy, sx = (self.wy != 0).astype(np.float64), (self.wx != 0).astype(np.float64)
+        ry, rx = self.ay.reach, self.ax.reach
+        always = np.array([[self.transparent, self.black]])
+        moved = 0
+        tried: set[tuple[int, ...]] = set()  # (cells..., colour) found no better
+        while evaluations > 0 and not self.clock.late():
+            self.clock.check("checking the drawing")
+            r = self.y - self.exact(idx)
+            blame = (sy.T @ (r**2).sum(-1) @ sx).ravel()  # (576,) error where each cell draws
+            suspects = np.flatnonzero(blame > 0.5)
+            if not len(suspects):
+                break
+            # Innocent cells next to a wrong one share its blame; how much the residual looks
+            # like what a cell draws (a matched filter) tells the culprit apart.
+            look = (_project(self.wy, r, self.wx) ** 2).sum(-1).ravel() / self.energy
+            m, masks = self.linear(idx)
+            de = self.gains(idx, m, masks)
+            top = np.argsort(de, 1)[:, :6]  # likeliest colours per cell
+            # near clipping the linear guess misleads: also the colours that look like the
+            # cell's own (240 vs 238 grey), the background and the outline
+            top = np.hstack([top, self.similar[idx], np.repeat(always, 576, 0)])
+            swept = False
+            for k in suspects[np.argsort(-look[suspects])]:
+                i, j = divmod(int(k), 24)
+                near = np.zeros((24, 24), bool)
+                near[max(i - 1, 0) : i + 2, max(j - 1, 0) : j + 2] = True
+                patch = np.flatnonzero(near.ravel() & (idx == idx[k]))
+                for cells in ([int(k)], patch.tolist()) if len(patch) > 1 else ([int(k)],):
+                    rows = np.flatnonzero(sy[:, np.unique(np.asarray(cells) // 24)].any(1))
+                    cols = np.flatnonzero(sx[:, np.unique(np.asarray(cells) % 24)].any(1))
+                    rs, cs = slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+                    target = self.y[rs, cs]
+                    here = best = float(((target - self.exact(idx, rs, cs)) ** 2).sum())
+                    choice = None
+                    for c in dict.fromkeys(top[k].tolist()):
+                        key = (*cells, c)
+                        if c == idx[k] or key in tried or evaluations <= 0:
+                            continue
+                        tried.add(key)
+                        trial = idx.copy()
+                        trial[cells] = c
+                        evaluations -= 1
+                        e = float(((target - self.exact(trial, rs, cs)) ** 2).sum())
+                        if e < best - 1e-6:
+                            best, choice = e, c
+                    if choice is not None and best < here:
+                        idx = idx.copy()
+                        idx[cells] = choice
+                        moved += len(cells)
+                        swept = True
+                        # verdicts on cells that share pixels with the moved ones are void
+                        tried = {
+                            t
+                            for t in tried
+                            if abs(t[0] // 24 - i) > ry + 1 or abs(t[0] % 24 - j) > rx + 1
+                        }
+                        break
+            if not swept:
+                break
+        return idx, moved
+
+
+def _lookup(cells: np.ndarray, bg, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """A nearest drawing: (24, 24, C) cell colours at sample cells ys, xs (24: the border)."""
+    ext = np.empty((25, 25, cells.shape[-1]), cells.dtype)
+    ext[:24, :24] = cells
+    ext[24], ext[:, 24] = bg, bg
+    return np.take(np.take(ext, ys, 0), xs, 1)
+
+
+def _observe(rgba: np.ndarray) -> np.ndarray:
+    """What is compared for an image with transparency: premultiplied RGB and alpha, float."""
+    rgba = rgba.astype(np.float64)
+    a = rgba[..., 3:]
+    return np.concatenate([rgba[..., :3] * a / 255, a], -1)
+
+
+# --- finding the grid ---------------------------------------------------------------------------
+
+
+def _lines(rgba: np.ndarray, has_alpha: bool, axis: int, n: int = 32) -> np.ndarray:
+    """(side, n, 3) float: n lines across the image along `axis`, as it looks (an image with
+    transparency on MATTE)."""
+    other = rgba.shape[1 - axis]
+    picks = np.unique(np.linspace(0, other - 1, min(other, n)).astype(int))
+    lines = rgba[:, picks] if axis == 0 else rgba[picks].transpose(1, 0, 2)
+    lines = lines.astype(np.float64)
+    if has_alpha:
+        a = lines[..., 3:] / 255
+        return lines[..., :3] * a + MATTE * (1 - a)
+    return lines[..., :3]
+
+
+def _nearest_border(prof: np.ndarray) -> int:
+    """The border b (0 to 1/8 of the side) whose grid of cells (side - 2b) / 24 makes a nearest
+    upscale fit the lines best; 0 unless one fits clearly better (a border region is uniform, so
+    it always fits)."""
+    side = prof.shape[0]
     pos = np.arange(side)
     errors = []
     for b in range(0, side // 8 + 1):
@@ -156,32 +599,55 @@ def _axis_grid(img: np.ndarray, axis: int) -> tuple[float, float, float]:
         if cell < 1:
             break
         centres = np.minimum((b + (np.arange(24) + 0.5) * cell).astype(int), side - 1)
-        # Each position maps to its cell's centre; the border to the nearest edge pixel.
         which = np.floor((pos - b) / cell).astype(int)
         idx = np.where(which < 0, 0, np.where(which > 23, side - 1, centres[np.clip(which, 0, 23)]))
-        errors.append((float(np.abs(prof - prof[:, idx, :]).mean()), b, cell))
-        if b == 0 and errors[0][0] == 0.0:
+        errors.append((float(np.abs(prof - prof[idx]).mean()), b))
+        if errors[0][0] == 0.0:
             break  # an exact upscale with no border: nothing can fit better
-    err0 = errors[0][0]
-    err, b, cell = min(errors)
-    # A border region is uniform, so it always "fits"; on a smooth (interpolated) image every
-    # border fits about as well. Take one only when it fits clearly better than none.
-    if err > 0.5 * err0:
-        err, b, cell = errors[0]
-    return float(b), float(cell), err
+    err, b = min(errors)
+    return b if err <= 0.5 * errors[0][0] else 0
 
 
-def _sample(img: np.ndarray, bx: float, cx: float, by: float, cy: float, frac: float) -> np.ndarray:
-    """Mean colour of a central window (`frac` of the side) of each of the 24 x 24 cells."""
+@lru_cache(maxsize=256)
+def _span(side: int, border: int, filt: str) -> np.ndarray:
+    """Orthonormal basis (side, k) of the lines a resize of 24 pixels to side - 2 * border,
+    with that border of one colour on both ends, can draw."""
+    w = np.zeros((side, 25 if border else 24))
+    w[border : side - border, :24] = _weights(side - 2 * border, filt)[0]
+    if border:
+        w[:border, 24] = w[side - border :, 24] = 1
+    return np.linalg.qr(w)[0]
 
-    def windows(b: float, cell: float, side: int) -> np.ndarray:  # (24, w) pixel indices
-        w = max(1, int(round(frac * cell)))
-        start = np.floor(b + (np.arange(24) + 0.5) * cell - w / 2).astype(int)
-        return np.clip(start[:, None] + np.arange(w), 0, side - 1)
 
-    ys, xs = windows(by, cy, img.shape[0]), windows(bx, cx, img.shape[1])
-    block = img[ys[:, None, :, None], xs[None, :, None, :]]  # (24, 24, wy, wx, C)
-    return block.mean((2, 3))
+def _line_misfit(prof: np.ndarray, border: int, filt: str) -> float:
+    """Mean squared distance of the lines (side, L, 3) from what that drawing can make."""
+    flat = prof.reshape(prof.shape[0], -1)
+    c = _span(prof.shape[0], border, filt).T @ flat
+    return max(float((flat * flat).sum() - (c * c).sum()), 0.0) / flat.size
+
+
+def _grids(rgba: np.ndarray, has_alpha: bool) -> list[tuple[float, str, int, int]]:
+    """Candidate drawings, best first: (misfit, filter, border y, border x)."""
+    found = {}
+    for axis in (0, 1):
+        prof = _lines(rgba, has_alpha, axis)
+        borders = {0, _nearest_border(prof)}
+        for filt in FILTERS:
+            found[axis, filt] = min((_line_misfit(prof, b, filt), b) for b in sorted(borders))
+    out = [(found[0, f][0] + found[1, f][0], f, found[0, f][1], found[1, f][1]) for f in FILTERS]
+    return sorted(out, key=lambda t: t[0])
+
+
+# --- normalize ----------------------------------------------------------------------------------
+
+SAMPLES = 192  # at most this many rows and columns are compared (8 a cell), each as drawn
+MAX_MISFIT = 24.0  # RMS difference between the image and the punk's drawing above which the
+# image is not a drawing of a punk (JPEG q70 noise is ~3; a photo ~30)
+CODEC_PIXELS = 1024 * 1024  # larger JPEG and WebP images are not re-encoded to check them
+CODEC_ENCODE_PIXELS = 8_000_000  # pixels re-encoded per image at most (~0.2 s)
+WEBP_QUALITIES = (80, 75, 90, 85, 70, 95, 100)  # tried in this order: Pillow's default first
+SOFT_SECONDS = 1.0  # optional checks (re-encoding, redrawing) stop after this long
+MAX_SECONDS = 10.0  # an image taking longer is refused (none should come near this)
 
 
 def normalize(
@@ -204,7 +670,23 @@ def normalize(
         raise ImageError(f"{name}: could not be read as a punk ({reason})") from e
 
 
+def _background(est: np.ndarray, y: np.ndarray, ay: _Axis, ax: _Axis, name: str) -> np.ndarray:
+    """The background colour (int RGB): the four corner cells of a punk are always background
+    (and so is a border around it). Refuses an image whose corners differ (a gradient, a photo)."""
+    corners = est[[0, 0, 23, 23], [0, 23, 0, 23]]  # (4, 3)
+    near = np.abs(corners[:, None] - corners[None]).max(-1) <= 16.0
+    agree = near[near.sum(1).argmax()]
+    if agree.sum() < 3:
+        raise ImageError(
+            f"{name}: no one background colour (the corners differ); a punk image has one"
+        )
+    border = y[~(ay.inside[:, None] & ax.inside[None, :])]
+    bg = np.median(border, 0) if len(border) else corners[agree].mean(0)
+    return np.clip(np.rint(bg), 0, 255).astype(np.int64)
+
+
 def _normalize(source, palette, counts, name: str) -> tuple[np.ndarray, Normalized]:
+    clock = _Clock(name)
     rgba, has_alpha, fmt, notes, jpeg = open_image(source, name)
     h, w = rgba.shape[:2]
     if min(w, h) < 24:
@@ -213,147 +695,232 @@ def _normalize(source, palette, counts, name: str) -> tuple[np.ndarray, Normaliz
         raise ImageError(
             f"{name}: {w}x{h} is not square; a punk image is square (a border allowed)"
         )
-    if has_alpha:
-        a = rgba[..., 3:4].astype(float) / 255.0
-        rgb = rgba[..., :3] * a + MATTE * (1 - a)
-    else:
-        rgb = rgba[..., :3].astype(float)
-    bx, cx, ex = _axis_grid(rgb, 1)
-    by, cy, ey = _axis_grid(rgb, 0)
-    if max(ex, ey) > 40 or abs(cx - cy) > 0.1 * max(cx, cy):
+    transparent = int(np.flatnonzero(palette[:, 3] == 0)[0])
+    prior = np.log(counts.astype(np.float64) + 1.0) if counts is not None else None
+    grids = _grids(rgba, has_alpha)
+    if grids[0][0] > MAX_MISFIT**2:  # not even the lines fit a 24-cell drawing (noise, a photo)
         raise ImageError(f"{name}: no 24x24 pixel grid found (is it a single punk?)")
-    # JPEG noise averages out over most of a cell; a smoothed (interpolated) upscale is exact only
-    # near the cell's centre.
-    cells = _sample(rgb, bx, cx, by, cy, 0.75 if fmt == "JPEG" else 0.15)  # (24, 24, 3)
-    if has_alpha:
-        bg, bg_name = MATTE, "transparent"
-    else:
-        corners = np.concatenate([cells[0, 0:1], cells[0, 23:24], cells[23, 0:1], cells[23, 23:24]])
-        # The corner colour most other corners agree with (within noise), averaged over those.
-        near = np.abs(corners[:, None] - corners[None]).max(-1) <= 8.0  # (4, 4)
-        bg = corners[near[near.sum(1).argmax()]].mean(0)
-        bg_name = "#{:02x}{:02x}{:02x}".format(*np.clip(np.rint(bg), 0, 255).astype(int))
-    pal = palette.astype(float)
-    a = pal[:, 3:4] / 255.0
-    shown = pal[:, :3] * a + bg * (1 - a)  # (P, 3): each palette colour on this background
-    c = cells.reshape(-1, 3)
-    d = (c * c).sum(1)[:, None] - 2 * c @ shown.T + (shown * shown).sum(1)  # (576, P) squared
-    d = np.maximum(d, 0.0)
-    nearest = np.sqrt(d.min(1))
-    snapped = int((nearest > 0.5).sum())
-    # Close palette colours (skin 113,63,29 vs 118,59,26) are confused by JPEG noise; with the
-    # noise level measured on this image, pick the most probable colour given how common each is
-    # in the collection. A lossless image has noise ~0, and the nearest colour wins.
-    lossy = fmt == "JPEG" or float(np.percentile(nearest, 90)) > 0.5
-    sigma = 2.0 if lossy else 0.3
-    prior = np.log(counts.astype(float) + 1.0) if counts is not None else 0.0
-    score = d / (2 * sigma**2) - prior  # (576, P), lower is better
-    idx = score.argmin(1)
-    if jpeg and not has_alpha:
-        grid = _pixel_cells(w, h, bx, cx, by, cy)
-        colour_of = np.vstack([shown, bg[None]]).astype(np.float32)  # last row: the border
-        render = _jpeg_render(grid, colour_of, jpeg)
-        idx, fixed = _refine(rgb, idx, score, d, render, grid, reach=24 / cx)
-        if fixed:
-            notes.append(f"JPEG: {fixed} pixels corrected by re-encoding")
-    punk = palette[idx].reshape(24, 24, 4).astype(np.uint8)
-    if not punk[..., 3].any():
+    best = None  # (error, punk, drawing, least-squares estimate)
+    for misfit, filt, by, bx in grids[:3]:
+        if best is not None and (best[0] == 0 or misfit > 4 * grids[0][0] + 1.0):
+            break  # drawn exactly (nothing can fit better), or this filter fits far worse
+        clock.check("finding the grid")
+        ay, ax = _axis(h, by, filt, SAMPLES), _axis(w, bx, filt, SAMPLES)
+        y = rgba[np.asarray(ay.pos)][:, np.asarray(ax.pos)]
+        y = _observe(y) if has_alpha else y[..., :3].astype(np.float64)
+        est = _project(ay.pinv.T, y, ax.pinv.T)  # least squares (24, 24, C)
+        if has_alpha:
+            kinds, bg = ["alpha"], None
+        else:
+            bg = _background(est, y, ay, ax, name)
+            kinds = ["after", "before"] if filt != "nearest" else ["after"]
+        first = None
+        for kind in kinds:
+            if best is not None and best[0] == 0:
+                break
+            d = _Drawing(y, ay, ax, palette, kind, bg, clock)
+            if kind == "before" and filt not in RINGING:
+                idx = first  # nothing is clipped: the same punk; only the exact rounding differs
+            else:
+                dist = ((est.reshape(576, 1, -1) - d.s[None]) ** 2).sum(-1)
+                idx = dist.argmin(1)
+                if kind == "before":  # the background ring around the punk was clipped
+                    close = np.abs(d.s[idx] - d.bg).max(1) < 30
+                    idx = np.where(close, transparent, idx)
+                idx = d.descend(idx)
+                noise = d.error(idx) / d.y.size  # 0 for a lossless drawing by Pillow
+                if prior is not None and noise > 0.5:  # lossy: how common each colour is counts
+                    idx = d.descend(idx, 2 * noise * prior)
+            first = idx if first is None else first
+            e = d.error(idx)
+            if best is None or e < best[0]:
+                best = (e, idx, d, est)
+    e, idx, d, est = best
+    if fmt != "JPEG":
+        idx, _ = d.polish(idx)
+        e = d.error(idx)
+    rms = float(np.sqrt(e / d.y.size))
+    if rms > MAX_MISFIT:
+        raise ImageError(f"{name}: no 24x24 pixel grid found (is it a single punk?)")
+    if (idx == transparent).all():
         raise ImageError(f"{name}: no punk in it (the image is all one colour)")
-    info = Normalized((w, h), fmt, (round(cx, 4), round(cy, 4)), (bx, by), bg_name, snapped, notes)
+    lossy = fmt == "JPEG" or (fmt == "WEBP" and e > 0)
+    if lossy and not has_alpha and w * h <= CODEC_PIXELS and not clock.late():
+        full = _Drawing(
+            rgba[..., :3].astype(np.float64),
+            _axis(h, d.ay.border, d.filt, h),
+            _axis(w, d.ax.border, d.filt, w),
+            palette,
+            d.kind,
+            d.bg,
+            clock,
+        )
+        codec = _jpeg(jpeg) if fmt == "JPEG" else _webp(full, idx)
+        if codec is not None:
+            dist2 = ((est.reshape(576, 1, -1) - d.s[None]) ** 2).sum(-1)
+            score = dist2 / 8.0 - (prior if prior is not None else 0.0)  # noise: sigma ~2
+            idx, fixed = _refine(full, idx, score, dist2, codec[0])
+            if fixed:
+                notes.append(f"{codec[1]}: {fixed} pixels corrected by re-encoding")
+    punk = palette[idx].reshape(24, 24, 4).astype(np.uint8)
+    shown = d.s[idx].reshape(24, 24, -1)
+    snapped = int((np.sqrt(((est - shown) ** 2).sum(-1)) > 0.5).sum())
+    bg_name = "transparent" if has_alpha else "#{:02x}{:02x}{:02x}".format(*d.bg)
+    scale = (round((w - 2 * d.ax.border) / 24, 4), round((h - 2 * d.ay.border) / 24, 4))
+    offset = (float(d.ax.border), float(d.ay.border))
+    info = Normalized((w, h), fmt, scale, offset, bg_name, snapped, notes, d.filt)
     return punk, info
 
 
-def _pixel_cells(w: int, h: int, bx: float, cx: float, by: float, cy: float) -> np.ndarray:
-    """For every image pixel, the index (0..575) of its punk cell, or -1 in the border."""
-    cols = np.floor((np.arange(w) - bx) / cx).astype(int)
-    rows = np.floor((np.arange(h) - by) / cy).astype(int)
-    inside = (rows[:, None] >= 0) & (rows[:, None] < 24) & (cols[None] >= 0) & (cols[None] < 24)
-    return np.where(inside, rows[:, None] * 24 + cols[None], -1)
+def _jpeg(tables: dict):
+    """The input's JPEG encoder (its quantisation tables and subsampling), then the decoder."""
 
-
-def _jpeg_render(grid: np.ndarray, colour_of: np.ndarray, jpeg: dict):
-    """cells (576,) palette indices -> the image a nearest upscale, JPEG-encoded like the input,
-    decodes to."""
-
-    def render(cells: np.ndarray) -> np.ndarray:
-        pix = np.where(grid >= 0, cells[np.maximum(grid, 0)], len(colour_of) - 1)
-        img = np.clip(np.rint(colour_of[pix]), 0, 255).astype(np.uint8)
+    def codec(img: np.ndarray) -> np.ndarray:
         buf = io.BytesIO()
-        Image.fromarray(img, "RGB").save(buf, format="JPEG", **jpeg)
-        return np.asarray(Image.open(buf).convert("RGB"), np.float32)
+        Image.fromarray(img, "RGB").save(buf, format="JPEG", **tables)
+        return np.asarray(Image.open(buf).convert("RGB"))
 
-    return render
+    return (codec, "JPEG") if tables else None
 
 
-def _refine(rgb, idx, score, d, render, grid, reach: float, margin: float = 12.0, passes: int = 4):
-    """Analysis by synthesis. Where another palette colour is within `margin` of a cell's colour,
-    render the punk with each of the cell's three best colours the way the input was made (a
-    nearest upscale JPEG-encoded with the input's own tables and subsampling), and keep the
-    colour that reproduces the input best around that cell. JPEG is deterministic, so the true
-    punk reproduces the input exactly. Cells farther apart than `reach` cells (a 16-px JPEG block
-    and its smoothing) are tried together: a pass costs a few dozen encodes."""
-    idx = idx.copy()
+def _webp(d: _Drawing, idx: np.ndarray):
+    """Pillow's WebP encoder at the quality that best reproduces the input from punk `idx`
+    (a WebP file does not say its quality; Pillow's default is 80), or None if none is close."""
+
+    def at(q):
+        def codec(img: np.ndarray) -> np.ndarray:
+            buf = io.BytesIO()
+            Image.fromarray(img, "RGB").save(buf, format="WEBP", quality=q)
+            return np.asarray(Image.open(buf).convert("RGB"))
+
+        return codec
+
+    img = d.image(idx)
+    errs = {q: float(np.abs(at(q)(img).astype(np.int16) - d.y).mean()) for q in WEBP_QUALITIES}
+    q = min(errs, key=errs.get)
+    return (at(q), f"WebP q{q}") if errs[q] < 1.0 else None
+
+
+def _refine(d: _Drawing, idx, score, dist2, codec, margin: float = 12.0, passes: int = 4):
+    """Analysis by synthesis for JPEG and WebP. Where another palette colour is within `margin`
+    of a cell's colour, draw the punk with each of the cell's three best colours the way the
+    input was made (drawing `d` at full size, through the input's encoder: `codec`), and keep
+    the colour that reproduces the input best around that cell. Encoders are deterministic, so
+    the true punk reproduces the input exactly. Cells whose blocks cannot touch are tried
+    together: a pass costs a few dozen encodes; at most CODEC_ENCODE_PIXELS pixels are encoded
+    in all."""
     order = np.argsort(score, 1)[:, :3]  # three best colours per cell
-    dist = np.sqrt(d[np.arange(576)[:, None], order])
+    dist = np.sqrt(np.take_along_axis(dist2, order, 1))
     doubtful = dist[:, 1] - dist[:, 0] < margin
+    # Start from the best colour of each cell's core (JPEG smears colour across the cell edges,
+    # which the fit of whole cells weighs); where that fit chose otherwise, try both.
+    other = (idx != order[:, 0]) & (idx != order[:, 1]) & (idx != order[:, 2])
+    order[other, 2] = idx[other]
+    doubtful |= idx != order[:, 0]
+    idx = order[:, 0].copy()
     if not doubtful.any():
         return idx, 0
-    target = rgb.astype(np.float32)
-    gap = int(np.ceil(reach)) + 1  # cells this far apart do not change each other's render
+    h, w = d.y.shape[:2]
+    budget = [CODEC_ENCODE_PIXELS // (h * w)]
+    # A cell changes the pixels it draws and, through the 16x16 block (chroma is halved) they
+    # are coded in and the decoder's smoothing of chroma, up to 9 pixels around: its
+    # neighbourhood.
+    sy = _dilate(d.wy != 0, 9)
+    sx = _dilate(d.wx != 0, 9)
+    share_y = (sy.T.astype(int) @ sy.astype(int)) > 0
+    share_x = (sx.T.astype(int) @ sx.astype(int)) > 0
+    gap_y = int(np.abs(np.subtract(*np.nonzero(share_y))).max()) + 1
+    gap_x = int(np.abs(np.subtract(*np.nonzero(share_x))).max()) + 1
     ky, kx = np.divmod(np.arange(576), 24)
-    klass = (ky % gap) * gap + (kx % gap)
+    klass = (ky % gap_y) * gap_x + (kx % gap_x)
+    syf, sxf = sy.astype(np.float32), sx.astype(np.float32)
+    target = d.y.astype(np.int16)
 
     def local_error(cells: np.ndarray) -> np.ndarray:
-        """Per cell, |render - input| summed over it and its 8 neighbours: (576,)."""
-        diff = np.abs(render(cells) - target).sum(-1)
-        per_cell = np.bincount(grid[grid >= 0], weights=diff[grid >= 0], minlength=576)
-        m = np.pad(per_cell.reshape(24, 24), 1)
-        return sum(
-            m[1 + dy : 25 + dy, 1 + dx : 25 + dx] for dy in (-1, 0, 1) for dx in (-1, 0, 1)
-        ).ravel()
+        """Per cell, |drawing - input| summed over its neighbourhood: (576,)."""
+        if budget[0] <= 0 or d.clock.late():
+            raise _Spent
+        budget[0] -= 1
+        drawn = codec(d.image(cells)).astype(np.int16)
+        diff = np.abs(drawn - target).astype(np.float32) @ ONES3  # (h, w) summed over RGB
+        return (syf.T @ diff @ sxf).ravel()
 
     changed = 0
-    for _ in range(passes):
-        moved = 0
-        for c in np.unique(klass[doubtful]):
-            members = np.flatnonzero(doubtful & (klass == c))
-            errs = []
-            for rank in range(order.shape[1]):
-                trial = idx.copy()
-                trial[members] = order[members, rank]
-                errs.append(local_error(trial)[members])
-            best = order[members, np.argmin(np.stack(errs), 0)]
-            moved += int((best != idx[members]).sum())
-            idx[members] = best
-        changed += moved
-        if not moved:
-            break
-    # Neighbouring cells wrong together (a patch of skin snapped to its look-alike) can trap the
-    # one-cell moves; where the render still differs, try changing such a patch at once.
-    for _ in range(8):
-        err = local_error(idx)
-        bad = np.flatnonzero(doubtful & (err > max(1.0, 3 * float(np.median(err)))))
-        improved = False
-        for k in bad[np.argsort(-err[bad])]:
-            near = (np.abs(ky - ky[k]) <= 1) & (np.abs(kx - kx[k]) <= 1)
-            patch = np.flatnonzero(near & doubtful & (idx == idx[k]))
-            for cells in ([k], patch) if len(patch) > 1 else ([k],):
-                for c in order[k]:
-                    if c == idx[k]:
-                        continue
+    try:
+        for _ in range(passes):
+            moved = 0
+            for c in np.unique(klass[doubtful]):
+                members = np.flatnonzero(doubtful & (klass == c))
+                errs = []
+                for rank in range(order.shape[1]):
                     trial = idx.copy()
-                    trial[cells] = c
-                    if local_error(trial)[cells].sum() < err[cells].sum() - 1e-6:
-                        changed += len(cells)
-                        idx, improved = trial, True
+                    trial[members] = order[members, rank]
+                    errs.append(local_error(trial)[members])
+                best = order[members, np.argmin(np.stack(errs), 0)]
+                moved += int((best != idx[members]).sum())
+                idx[members] = best
+            changed += moved
+            if not moved:
+                break
+        # Neighbouring cells wrong together (a patch of skin snapped to its look-alike) can trap
+        # the one-cell moves; where the drawing still differs, try changing such a patch at once.
+        for _ in range(8):
+            err = local_error(idx)
+            bad = np.flatnonzero(doubtful & (err > max(1.0, 3 * float(np.median(err)))))
+            improved = False
+            for k in bad[np.argsort(-err[bad])]:
+                near = (np.abs(ky - ky[k]) <= 1) & (np.abs(kx - kx[k]) <= 1)
+                patch = np.flatnonzero(near & doubtful & (idx == idx[k]))
+                for cells in ([k], patch) if len(patch) > 1 else ([k],):
+                    for c in order[k]:
+                        if c == idx[k]:
+                            continue
+                        trial = idx.copy()
+                        trial[cells] = c
+                        if local_error(trial)[cells].sum() < err[cells].sum() - 1e-6:
+                            changed += len(cells)
+                            idx, improved = trial, True
+                            break
+                    if improved:
                         break
                 if improved:
                     break
-            if improved:
+            if not improved:
                 break
-        if not improved:
-            break
+    except _Spent:
+        pass  # the encoding budget is spent: keep what was found
     return idx, changed
+
+
+class _Spent(Exception):
+    """The re-encoding budget of an image is spent."""
+
+
+def _dilate(mask: np.ndarray, r: int) -> np.ndarray:
+    """(n, 24) bool: each column's True rows widened by r rows either side."""
+    out = mask.copy()
+    for s in range(1, r + 1):
+        out[s:] |= mask[:-s]
+        out[:-s] |= mask[s:]
+    return out
+
+
+class _Clock:
+    """The time one image may take; past it the image is refused rather than hogging a core."""
+
+    def __init__(self, name: str):
+        self.name, self.start = name, time.perf_counter()
+
+    def late(self) -> bool:
+        """Past the time an image should take: optional checks stop here."""
+        return time.perf_counter() - self.start > SOFT_SECONDS
+
+    def check(self, phase: str) -> None:
+        if time.perf_counter() - self.start > MAX_SECONDS:
+            raise ImageError(
+                f"{self.name}: gave up after {MAX_SECONDS:g} s ({phase}); "
+                "try a smaller or cleaner image"
+            )
 
 
 def collection_palette(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
