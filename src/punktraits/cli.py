@@ -279,10 +279,11 @@ MODEL = click.option(
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["table", "json", "jsonl", "csv"]),
+    type=click.Choice(["table", "json", "jsonl", "csv", "onchain", "opensea"]),
     default="table",
     show_default=True,
-    help="Output format; jsonl writes one JSON object per line as each image is done.",
+    help="Output format; jsonl writes one JSON object per line as each image is done; onchain "
+    "the CryptopunksData punkAttributes() string; opensea OpenSea metadata JSON.",
 )
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
 def predict(paths, model_dir, fmt, batch_size) -> None:
@@ -293,6 +294,7 @@ def predict(paths, model_dir, fmt, batch_size) -> None:
 
     from tqdm import tqdm
 
+    from .collection import onchain, opensea
     from .predict import expand_paths, load_model
 
     model = load_model(model_dir)
@@ -306,7 +308,7 @@ def predict(paths, model_dir, fmt, batch_size) -> None:
         out.write("[\n")
     elif fmt == "csv":
         writer = csv_mod.writer(out, lineterminator="\n")
-        writer.writerow(["file", "error", "type"] + model.traits)
+        writer.writerow(["file", "error", "type", "head", "verified"] + model.traits)
     bar = tqdm(total=len(files), unit="img", desc="predict", disable=len(files) < 50)
     try:  # an interrupted run keeps what it did: json closes its list, jsonl is line by line
         for n, p in enumerate(model.iter_predict(files, batch_size)):
@@ -319,9 +321,17 @@ def predict(paths, model_dir, fmt, batch_size) -> None:
                 out.flush()
             elif fmt == "csv":
                 row = [int(t == p.type or t in p.accessories) for t in model.traits]
-                writer.writerow(
-                    [p.file, p.error or "", p.type or ""] + (row if not p.error else [])
-                )
+                writer.writerow([p.file, p.error or "", p.type or "", p.head or "",
+                                 "" if p.verified is None else int(p.verified)]
+                                + (row if not p.error else []))  # fmt: skip
+            elif p.error and fmt in ("onchain", "opensea"):
+                click.echo(f"error: {one_line(p.error)}", err=True)
+            elif fmt == "onchain":
+                text = onchain(p.head or p.type, p.accessories)
+                click.echo(text if len(files) == 1 else f"{one_line(p.file)}\t{text}")
+            elif fmt == "opensea":
+                meta = opensea(p.head or p.type, p.accessories, id=(p.original or {}).get("id"))
+                out.write(json.dumps(meta if len(files) == 1 else {"file": p.file, **meta}) + "\n")
             elif p.error:
                 click.echo(f"error: {one_line(p.error)}")
             else:

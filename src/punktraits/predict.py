@@ -27,12 +27,20 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .data import TYPES
+from .collection import Originals, Rarity, layered, punk_item
+from .data import TRAIT_INDEX, TYPES
 from .draw import render_explanation
 from .errors import DataError, ImageError, PunktraitsError, RunError
 from .normalize import Normalized, normalize
 from .run import Run
 from .verify import Check, Verifier, likely_heads
+
+OFFICIAL = "https://cryptopunks.app/cryptopunks/details/{id}"  # Larva Labs' page of a punk
+
+
+def punk_url(i: int) -> str:
+    return OFFICIAL.format(id=i)
+
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp"}
 
@@ -50,6 +58,9 @@ class Prediction:
     head: str | None = None  # the type with its skin tone (`Male 2`), as on-chain
     verified: bool | None = None  # drawn back pixel for pixel (None: not checked)
     check: dict | None = None  # how it was drawn back (verify.Check.to_dict), or why not
+    original: dict | None = None  # the original with these exact pixels: {id, labels, agrees}
+    nearest: dict | None = None  # when not an original: {id, differing_pixels} of the closest
+    rarity: dict | None = None  # rarity.tools and OpenRarity scores and ranks of the answer
     drawn: Check | None = field(default=None, repr=False)  # the drawing itself (not in JSON)
 
     def to_dict(self) -> dict:
@@ -67,21 +78,31 @@ class Predictor:
         self.traits: list[str] = self.run.traits
         self.palette, self.counts = self.run.palette  # the collection's colours, for normalising
         self.verifier: Verifier | None = None
+        self.originals: Originals | None = None
+        self.rarity: Rarity | None = None
         self.unverified = "not checked (verify=False)"  # why answers are not drawn back
         if verify:
-            self.verifier, self.unverified = self._verifier(data_dir)
+            self._collection(data_dir)
 
-    def _verifier(self, data_dir) -> tuple[Verifier | None, str | None]:
-        """The drawing rules learned from the run's training split of the data folder."""
+    def _collection(self, data_dir) -> None:
+        """From the data folder: the drawing rules learned from the run's training split, the
+        originals (an exact lookup, never used to change an answer) and the rarity tables."""
         from . import data as D
         from .sprites import sprites_for
 
         try:
             punks = D.load(data_dir, download=False, progress=False)
             self.run.check_data(punks)
-            return Verifier(sprites_for(punks, self.run.split.train)), None
+            self.verifier = Verifier(sprites_for(punks, self.run.split.train))
         except (DataError, RunError) as e:
-            return None, f"not checked: the drawing rules are learned from the data folder ({e})"
+            self.unverified = (
+                f"not checked: the drawing rules are learned from the data folder ({e})"
+            )
+            return
+        self.unverified = None
+        self.originals = Originals.from_punks(punks)
+        self.rarity = Rarity.from_labels(punks.labels)
+        self._hidden = punks.hidden
 
     # -- images -> punks -------------------------------------------------------------------
 
@@ -125,7 +146,37 @@ class Predictor:
             out.append(p)
         if self.verifier is not None:
             self._draw_back(punks, out, head_prob)
+        if self.originals is not None:
+            for punk, p in zip(punks, out):
+                self._about(punk, p)
         return out
+
+    def _about(self, punk: np.ndarray, p: Prediction) -> None:
+        """Which original it is (exact pixels), and how rare the answer is."""
+        found = self.originals.lookup(punk)
+        if found is None:
+            i, d = self.originals.nearest(punk)
+            p.nearest = {"id": i, "differing_pixels": d, "url": punk_url(i)}
+        else:
+            i = found["id"]
+            hidden = []
+            if self._hidden is not None:
+                hidden = [t for t in found["accessories"] if self._hidden[i, TRAIT_INDEX[t]]]
+            answer = (p.head, set(p.accessories))
+            p.original = {
+                "id": i, "url": punk_url(i),
+                "labels": {"head": found["head"], "accessories": found["accessories"],
+                           "onchain": found.get("onchain")},
+                "hidden": hidden,  # official accessories no pixel shows
+                "agrees": answer == (found["head"], set(found["accessories"])),
+                "agrees_visible": answer == (found["head"], set(found["accessories"]) - set(hidden)),
+            }  # fmt: skip
+        if p.error is None and p.type is not None and self.rarity is not None:
+            try:
+                r = self.rarity.rank(punk_item(p.type, layered(p.accessories)))
+                p.rarity = {"of": self.rarity.n, **r}
+            except PunktraitsError:
+                p.rarity = None  # a trait value no original has
 
     def _draw_back(self, punks: np.ndarray, preds: list[Prediction], head_prob) -> None:
         """Draw each answer back; keep it when it draws the image, else report the nearby

@@ -13,7 +13,8 @@
   counts the pixels where it and the image differ. An image that no trait set draws close to
   (more than `REFUSE` differing pixels) is not a CryptoPunk: `check.refused` says why.
 
-Painted-over accessories never change a drawing, so the answers found are the visible traits.
+Painted-over accessories never change a drawing: a verified answer keeps only the accessories its
+drawing needs, so it claims the visible traits and nothing a later layer hides.
 """
 
 from __future__ import annotations
@@ -133,18 +134,39 @@ class Verifier:
                           if a in accessories and (a, g) in self.sprites.versions)  # fmt: skip
         return head, legal
 
+    def _visible_only(self, punk, best):
+        """Drop accessories the drawing does not need (painted over by later layers): an answer
+        claims only what its pixels show, as the visible labels do."""
+        tried = 0
+        while best[3]:
+            h, acc = best[2], best[3]
+            cands = [(h, tuple(x for x in acc if x != a)) for a in acc]
+            diff, unknown, images, where = self._draw(cands, punk)
+            tried += len(cands)
+            # Not needed: the drawing stays equal and no pixel it explained becomes unknown
+            # (a hat over the Ape's crown, which no training punk shows bare, is needed).
+            ok = np.flatnonzero((diff == 0) & (unknown <= best[1]))
+            if not len(ok):
+                break
+            k = int(ok[0])
+            best = (0, int(unknown[k]), *cands[k], images[k], where[k])
+        return best, tried
+
     def _search(self, punk, head, accessories, heads, best) -> Check:
         tried = 1
         for _ in range(ROUNDS if best[0] else 0):
             cands = self._neighbours(best[2], best[3], heads)
             diff, unknown, images, where = self._draw(cands, punk)
             tried += len(cands)
-            k = int(np.argmin(diff))
-            if diff[k] >= best[0]:
+            k = int(np.lexsort((unknown, diff))[0])  # fewest differing, then fewest unknown
+            if (diff[k], unknown[k]) >= (best[0], best[1]):
                 break
             best = (int(diff[k]), int(unknown[k]), *cands[k], images[k], where[k])
             if best[0] == 0:
                 break
+        if best[0] == 0:
+            best, n = self._visible_only(punk, best)
+            tried += n
         d, u, h, acc, image, mask = best
         asked = (head, tuple(sorted(accessories, key=lambda a: self.layer.get(a, 99))))
         changed = (h, acc) != asked
