@@ -387,6 +387,22 @@ def create_app(
             raise HTTPException(e.status, str(e)) from None
         return punk, predictor.predict_punk(punk, name, info)
 
+    def formatted(p: Prediction, fmt: str) -> JSONResponse:
+        """?format=json: the prediction; onchain: {file, onchain: punkAttributes string};
+        opensea: OpenSea metadata (an original's name and page when the pixels are one)."""
+        from .collection import onchain, opensea
+
+        if fmt == "json":
+            return answer(p.to_dict())
+        if p.error:
+            return _error(422, p.error)
+        try:
+            if fmt == "onchain":
+                return answer({"file": p.file, "onchain": onchain(p.head or p.type, p.accessories)})
+            return answer(opensea(p.head or p.type, p.accessories, id=(p.original or {}).get("id")))
+        except PunktraitsError as e:
+            return _error(422, f"{p.file}: {e}")
+
     def answer(obj: dict) -> JSONResponse:
         """JSON rendered here, in the worker thread, not in the event loop (NaN is an error)."""
         return _json(200, obj)
@@ -397,7 +413,11 @@ def create_app(
         for t, h in heat.items():
             top = float(h.max())
             maps[t] = {"max": round(top, 4), "map": np.round(h / top if top > 0 else h, 2).tolist()}
-        return {"prediction": pred.to_dict(), "punk": punk_uri(punk), "heatmaps": maps}
+        c = pred.drawn  # the answer drawn back with the learned sprites, and where it differs
+        drawn = punk_uri(c.drawn) if c is not None and c.drawn is not None else None
+        differ = c.where.astype(int).tolist() if c is not None and c.where is not None else None
+        return {"prediction": pred.to_dict(), "punk": punk_uri(punk), "heatmaps": maps,
+                "drawn": drawn, "differ": differ}  # fmt: skip
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index():
@@ -420,11 +440,14 @@ def create_app(
         }
 
     @app.post("/api/predict", openapi_extra={"requestBody": UPLOAD_BODY})
-    async def predict(request: Request) -> dict:
+    async def predict(request: Request, format: str = "json") -> dict:
         """The traits of one image (any scale, background, PNG/JPEG/GIF/WebP/BMP): the same
         object as one element of `punktraits predict --format json`."""
+        if format not in ("json", "onchain", "opensea"):
+            raise HTTPException(422, f"unknown format {shown(format, ECHO)}; use json, onchain "
+                                     "or opensea")  # fmt: skip
         data, name, _ = await one_image(request)
-        return await kinds["predict"].run(lambda: answer(predict_bytes(data, name)[1].to_dict()))
+        return await kinds["predict"].run(lambda: formatted(predict_bytes(data, name)[1], format))
 
     @app.post("/api/explain", openapi_extra={"requestBody": UPLOAD_BODY})
     async def explain(request: Request) -> dict:
