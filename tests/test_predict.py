@@ -180,7 +180,7 @@ def test_cli_predict_folder_json_csv_and_exit_code(tmp_path, punks):
     r = CliRunner().invoke(cli, ["predict", str(folder / "a.png"), "--format", "csv"])
     assert r.exit_code == 0
     rows = list(csv.DictReader(io.StringIO(r.stdout)))
-    assert len(rows) == 1 and len(rows[0]) == 3 + 92
+    assert len(rows) == 1 and len(rows[0]) == 5 + 92
     assert rows[0]["Female"] == "1" and rows[0]["Blonde Bob"] == "1" and rows[0]["Male"] == "0"
 
 
