@@ -121,7 +121,8 @@ def test_too_many_pixels_is_413_without_decoding(client, monkeypatch):
     monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
     r = upload(client, buf.getvalue(), "huge.png")
     assert r.status_code == 413
-    assert r.json() == {"error": "huge.png: 5000x5000 is over the 16,777,216-pixel limit; not decoded"}  # fmt: skip
+    assert r.json() == {"error": "huge.png: 5000x5000 is over the 4,194,304-pixel limit "
+                                 "(2048x2048); not decoded"}  # fmt: skip
 
 
 def test_explain_gives_the_punk_and_a_heatmap_per_trait(client, punks):

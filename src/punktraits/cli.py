@@ -226,10 +226,11 @@ def evaluate(run: Path, data_dir: Path | None) -> None:
 )
 def compare(run_a: Path, run_b: Path, csv_path: Path | None) -> None:
     """Per-trait F1 of two run folders side by side, and their aggregates."""
-    from .files import atomic_write, read_json
+    from .files import atomic_write
     from .metrics import compare as compare_metrics
+    from .schema import read_metrics
 
-    a, b = read_json(run_a / "metrics.json"), read_json(run_b / "metrics.json")
+    a, b = read_metrics(run_a / "metrics.json"), read_metrics(run_b / "metrics.json")
     text, table_csv = compare_metrics(
         a, b, (a["recipe"], b["recipe"]) if a["recipe"] != b["recipe"] else ("A", "B")
     )
