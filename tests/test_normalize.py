@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import io
 import os
+import time
+import tracemalloc
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from punktraits import normalize as N
 from punktraits.errors import ImageError
-from punktraits.normalize import MAX_PIXELS, collection_palette, normalize
+from punktraits.normalize import FILTERS, MAX_PIXELS, collection_palette, normalize
 
 BLUE = (0x63, 0x85, 0x96)
 
@@ -64,20 +67,39 @@ def test_png_with_noise_and_webp_are_read(punks, palette):
         np.testing.assert_array_equal(out, punks.images[i], err_msg=f"punk {i} WebP q80")
 
 
-def test_a_punk_on_a_gradient_and_a_photo_give_one_line_errors_or_a_punk(punks, palette):
+def test_a_punk_on_a_gradient_and_a_photo_are_refused_in_one_line(punks, palette):
     ramp = np.linspace(60, 200, 192)[None, :, None] * np.ones((192, 1, 3))
     im = Image.fromarray(ramp.astype(np.uint8)).convert("RGBA")
     im.alpha_composite(Image.fromarray(punks.images[5]).resize((192, 192), Image.NEAREST))
-    try:
-        out, _ = read(encode(im.convert("RGB")), palette)
-    except ImageError as e:
-        assert str(e).startswith("x.png: ") and "\n" not in str(e)
-    else:
-        assert out.shape == (24, 24, 4) and out.dtype == np.uint8
+    with pytest.raises(ImageError, match=r"^x.png: no one background colour \(the corners"):
+        read(encode(im.convert("RGB")), palette)
     rng = np.random.default_rng(2)
     photo = Image.fromarray(rng.integers(0, 256, (8, 8, 3), np.uint8)).resize((300, 300), 3)
-    with pytest.raises(ImageError, match=r"^x.png: "):
+    with pytest.raises(ImageError, match=r"^x.png: no one background colour"):
         read(encode(photo, "JPEG", quality=85), palette)
+
+
+def test_an_unexpected_error_inside_becomes_an_image_error(punks, palette, monkeypatch):
+    def broken(*args, **kwargs):
+        raise IndexError("index 24 is out of bounds")
+
+    monkeypatch.setattr(N, "_grids", broken)
+    with pytest.raises(ImageError, match=r"^x.png: could not be read as a punk \(IndexError: in"):
+        read(encode(render(punks.images[0], 48)), palette)
+
+
+# --- defect 2: a box resize to 36 px ----------------------------------------------------------
+
+
+def test_box_to_36_px_and_box_down_from_1024(punks, palette):
+    for i in (0, 2890, 8348):
+        out, info = read(encode(render(punks.images[i], 36, resample=Image.BOX)), palette)
+        np.testing.assert_array_equal(out, punks.images[i], err_msg=f"punk {i}")
+        assert info.filter in ("box", "nearest") and info.scale == (1.5, 1.5)
+    for i in (0, 500):  # box-filtered down from a 1024 px render: each pixel an area's mean
+        out, info = read(encode(render(punks.images[i], 1024).resize((36, 36), Image.BOX)), palette)
+        np.testing.assert_array_equal(out, punks.images[i], err_msg=f"punk {i} 1024 -> 36")
+        assert info.filter == "area"
 
 
 # --- defect 5: only regular files, read with a bound ------------------------------------------
@@ -131,3 +153,88 @@ def test_exif_orientation_is_applied(punks, palette, turn, stored):
     out, info = read(data, palette)
     np.testing.assert_array_equal(out, punks.images[42])
     assert info.notes == [f"EXIF orientation {turn} applied"]
+
+
+# --- defect 3: every image's work is bounded ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "size, fmt, kw",
+    [(2048, "PNG", {}), (2048, "JPEG", {"quality": 75}), (1024, "JPEG", {"quality": 50})],
+)
+def test_large_images_take_bounded_time_and_memory(punks, palette, size, fmt, kw):
+    data = encode(render(punks.images[8348], size), fmt, **kw)
+    tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        out, info = read(data, palette)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    np.testing.assert_array_equal(out, punks.images[8348])
+    assert time.perf_counter() - start < 5.0  # ~0.2 s on one idle core; slack for a busy one
+    assert peak < 300 * 2**20
+
+
+def test_a_4000_px_jpeg_is_refused_before_decoding(punks, palette):
+    data = encode(render(punks.images[8348], 4000), "JPEG", quality=75)
+    start = time.perf_counter()
+    with pytest.raises(ImageError, match="4000x4000 is over the 4,194,304-pixel limit") as e:
+        read(data, palette)
+    assert e.value.status == 413 and time.perf_counter() - start < 0.5
+
+
+# --- defect 7: greyscale and black backgrounds ---------------------------------------------------
+
+
+def test_greyscale_is_refused(punks, palette):
+    grey = render(punks.images[8348], 192).convert("L")
+    for data in (encode(grey), encode(grey.convert("RGB"), "JPEG", quality=85)):
+        with pytest.raises(ImageError, match=r"^x.png: the image is greyscale"):
+            read(data, palette)
+
+
+def test_a_black_background_is_refused(punks, palette):
+    with pytest.raises(ImageError, match=r"^x.png: the background is black, like the punk's"):
+        read(encode(render(punks.images[8348], 192, bg=(0, 0, 0))), palette)
+
+
+def test_a_white_background_is_read_with_a_note(punks, palette):
+    # White is also a punk colour, and smoke (221,221,221 at half alpha) shows on white as the
+    # opaque 238 grey: the cells that reach the corners are background, the commonest wins.
+    i = 8348
+    out, info = read(encode(render(punks.images[i], 192, bg=(255, 255, 255))), palette)
+    np.testing.assert_array_equal(out, punks.images[i])
+    assert info.background == "#ffffff"
+    assert info.notes == [
+        "background #ffffff looks like the punk colour #ffffff: where that colour touches the "
+        "background it is read as background"
+    ]
+
+
+# --- every rendering: a sample of each filter, read exactly --------------------------------------
+
+
+@pytest.mark.parametrize("filt", [f for f in FILTERS if f != "area"])
+def test_each_filter_is_read_exactly_and_named(punks, palette, filt):
+    for i, size, bg in [(0, 53, BLUE), (2890, 130, None), (8348, 100, BLUE), (7, 77, None)]:
+        out, info = read(encode(render(punks.images[i], size, bg, FILTERS[filt][0])), palette)
+        np.testing.assert_array_equal(out, punks.images[i], err_msg=f"{filt} {size} punk {i}")
+        assert info.filter == filt, (filt, size, i, info.filter)
+        assert info.background == ("transparent" if bg is None else "#638596")
+
+
+@pytest.mark.parametrize(
+    "filt, size, fmt, kw",
+    [
+        ("bicubic", 152, "JPEG", {"quality": 90}),
+        ("bilinear", 152, "JPEG", {"quality": 85}),
+        ("nearest", 192, "WEBP", {"quality": 80}),
+    ],
+)
+def test_lossy_smoothed_renders(punks, palette, filt, size, fmt, kw):
+    for i in (0, 2890, 8348):
+        data = encode(render(punks.images[i], size, BLUE, FILTERS[filt][0]), fmt, **kw)
+        out, info = read(data, palette)
+        np.testing.assert_array_equal(out, punks.images[i], err_msg=f"{filt} {fmt} punk {i}")
+        assert info.filter == filt
