@@ -303,8 +303,9 @@ class _Axis:
 
     @cached_property
     def reach(self) -> int:
-        """How many cells apart two cells can be and still share a sample."""
-        g = self.weights[0] != 0
+        """How many cells apart two cells can be and still share a sample (weights under 2%,
+        lanczos' outer lobes, aside)."""
+        g = np.abs(self.weights[0]) > 0.02
         share = (g.T.astype(int) @ g.astype(int)) > 0
         i, j = np.nonzero(share)
         return int(np.abs(i - j).max())
@@ -783,7 +784,8 @@ def _normalize(source, palette, counts, name: str) -> tuple[np.ndarray, Normaliz
     grids = _grids(rgba, has_alpha)
     if grids[0][0] > MAX_MISFIT**2:  # not even the lines fit a 24-cell drawing (noise, a photo)
         raise ImageError(f"{name}: no 24x24 pixel grid found (is it a single punk?)")
-    best = None  # (error, punk, drawing, least-squares estimate)
+    lossless = fmt in ("PNG", "BMP")  # (GIF quantises colours; JPEG and WebP are lossy)
+    best = None  # (error, punk, drawing, least-squares estimate, polished)
     for misfit, filt, by, bx in grids[:3]:
         if best is not None and (best[0] == 0 or misfit > 4 * grids[0][0] + 1.0):
             break  # drawn exactly (nothing can fit better), or this filter fits far worse
@@ -796,13 +798,14 @@ def _normalize(source, palette, counts, name: str) -> tuple[np.ndarray, Normaliz
             kinds, bg = ["alpha"], None
         else:
             bg = _background(est, y, ay, ax, name)
-            kinds = ["after", "before"] if filt != "nearest" else ["after"]
+            # a browser resizes the punk with its transparency, then shows it on the page
+            kinds = ["before", "after"] if filt != "nearest" else ["after"]
         first = None
         for kind in kinds:
             if best is not None and best[0] == 0:
                 break
             d = _Drawing(y, ay, ax, palette, kind, bg, clock)
-            if kind == "before" and filt not in RINGING:
+            if first is not None and filt not in RINGING:
                 idx = first  # nothing is clipped: the same punk; only the exact rounding differs
             else:
                 dist = ((est.reshape(576, 1, -1) - d.s[None]) ** 2).sum(-1)
@@ -811,16 +814,19 @@ def _normalize(source, palette, counts, name: str) -> tuple[np.ndarray, Normaliz
                     close = np.abs(d.s[idx] - d.bg).max(1) < 30
                     idx = np.where(close, transparent, idx)
                 idx = d.descend(idx)
-                noise = d.error(idx) / d.y.size  # 0 for a lossless drawing by Pillow
-                if prior is not None and noise > 0.5:  # lossy: how common each colour is counts
+                if prior is not None and not lossless:  # how common each colour is counts
+                    noise = max(d.error(idx) / d.y.size, 0.25)
                     per_cell = d.y.shape[0] * d.y.shape[1] / 576  # lossy noise is not iid
                     idx = d.descend(idx, 2 * noise * per_cell * prior)
             first = idx if first is None else first
-            e = d.error(idx)
+            e, polished = d.error(idx), False
+            if 0 < e < 3 * d.y.size and lossless:  # a few cells off: search it exactly now
+                idx, _ = d.polish(idx)
+                e, polished = d.error(idx), True
             if best is None or e < best[0]:
-                best = (e, idx, d, est)
-    e, idx, d, est = best
-    if fmt != "JPEG":
+                best = (e, idx, d, est, polished)
+    e, idx, d, est, polished = best
+    if fmt != "JPEG" and not polished:
         idx, _ = d.polish(idx)
         e = d.error(idx)
     rms = float(np.sqrt(e / d.y.size))

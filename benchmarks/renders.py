@@ -1,0 +1,99 @@
+"""How exactly `normalize` reads punks back from renders made every common way, and how fast.
+
+    python benchmarks/renders.py [--n 200] [--seed 0] [--filters nearest,bicubic]
+        [--sizes 36,100,310] [--formats png,jpeg85,webp80] [--backgrounds blue,transparent]
+
+Each of N random real punks (seeded) is resized from 24 px to size x size with a Pillow filter,
+as a browser draws it (with its transparency), then put on the site blue #638596 or left
+transparent, and saved as PNG, JPEG or WebP at a quality (JPEG has no transparency: always on
+blue). Exact means the normalised 24x24 RGBA punk equals the original crop, every pixel; ms is
+normalize() alone, one thread, per image. Prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # one core: numpy's BLAS threads only wait
+
+import argparse  # noqa: E402
+import io  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from punktraits import data as D  # noqa: E402
+from punktraits.errors import ImageError  # noqa: E402
+from punktraits.normalize import FILTERS, collection_palette, normalize  # noqa: E402
+
+BLUE = (0x63, 0x85, 0x96)
+
+
+def render(punk: np.ndarray, filt: str, size: int, fmt: str, background: str) -> bytes:
+    """The punk drawn at size x size with `filt`, on `background`, encoded as `fmt`."""
+    im = Image.fromarray(punk, "RGBA")
+    if filt == "area":  # a 1024 px nearest render, box-filtered down (an area average)
+        im = im.resize((1024, 1024), Image.NEAREST).resize((size, size), Image.BOX)
+    else:
+        im = im.resize((size, size), FILTERS[filt][0])
+    if background == "blue" or fmt.startswith("jpeg"):
+        canvas = Image.new("RGBA", im.size, BLUE + (255,))
+        canvas.alpha_composite(im)
+        im = canvas.convert("RGB")
+    buf = io.BytesIO()
+    if fmt == "png":
+        im.save(buf, format="PNG")
+    elif fmt.startswith("jpeg"):
+        im.save(buf, format="JPEG", quality=int(fmt[4:]))
+    elif fmt.startswith("webp"):
+        im.save(buf, format="WEBP", quality=int(fmt[4:]))
+    else:
+        raise SystemExit(f"unknown format {fmt!r} (png, jpegQ, webpQ)")
+    return buf.getvalue()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data-dir", default=os.environ.get(D.ENV_DATA))
+    ap.add_argument("--n", type=int, default=200, help="random punks per configuration")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--filters", default=",".join(FILTERS))
+    ap.add_argument("--sizes", default="36,53,100,152,192,310,960")
+    ap.add_argument("--formats", default="png,jpeg85,webp80")
+    ap.add_argument("--backgrounds", default="blue", help="blue and/or transparent")
+    args = ap.parse_args()
+    punks = D.load(args.data_dir)
+    palette, counts = collection_palette(punks.images)
+    ids = np.random.default_rng(args.seed).choice(len(punks), args.n, replace=False)
+    print(f"{args.n} random punks (seed {args.seed}); exact = every pixel of the 24x24 RGBA punk\n")
+    print("| filter | size (scale) | format | background | exact | filter named | ms/image |")
+    print("|---|---|---|---|--:|--:|--:|")
+    for filt in args.filters.split(","):
+        for size in (int(s) for s in args.sizes.split(",")):
+            for fmt in args.formats.split(","):
+                for bg in args.backgrounds.split(","):
+                    if bg == "transparent" and fmt.startswith("jpeg"):
+                        continue
+                    exact = named = 0
+                    seconds = 0.0
+                    for i in ids:
+                        data = render(punks.images[i], filt, size, fmt, bg)
+                        start = time.perf_counter()
+                        try:
+                            out, info = normalize(data, palette, counts)
+                        except ImageError:
+                            out, info = None, None
+                        seconds += time.perf_counter() - start
+                        exact += out is not None and bool((out == punks.images[i]).all())
+                        named += info is not None and info.filter == filt
+                    print(
+                        f"| {filt} | {size} (x{size / 24:.3g}) | {fmt} | {bg} | "
+                        f"{exact / len(ids):.1%} | {named / len(ids):.0%} | "
+                        f"{seconds / len(ids) * 1000:.0f} |",
+                        flush=True,
+                    )
+
+
+if __name__ == "__main__":
+    main()
