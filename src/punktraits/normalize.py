@@ -785,9 +785,11 @@ def _normalize(source, palette, counts, name: str) -> tuple[np.ndarray, Normaliz
     if grids[0][0] > MAX_MISFIT**2:  # not even the lines fit a 24-cell drawing (noise, a photo)
         raise ImageError(f"{name}: no 24x24 pixel grid found (is it a single punk?)")
     lossless = fmt in ("PNG", "BMP")  # (GIF quantises colours; JPEG and WebP are lossy)
-    best = None  # (error, punk, drawing, least-squares estimate, polished)
+    # Each likely drawing (filter, border, compositing order) gets a few rounds of descent; the
+    # one that fits best is then fitted fully and searched exactly.
+    tried = []  # (error, punk, drawing, least-squares estimate)
     for misfit, filt, by, bx in grids[:3]:
-        if best is not None and (best[0] == 0 or misfit > 4 * grids[0][0] + 1.0):
+        if tried and (min(t[0] for t in tried) == 0 or misfit > 4 * grids[0][0] + 1.0):
             break  # drawn exactly (nothing can fit better), or this filter fits far worse
         clock.check("finding the grid")
         ay, ax = _axis(h, by, filt, SAMPLES), _axis(w, bx, filt, SAMPLES)
@@ -802,7 +804,7 @@ def _normalize(source, palette, counts, name: str) -> tuple[np.ndarray, Normaliz
             kinds = ["before", "after"] if filt != "nearest" else ["after"]
         first = None
         for kind in kinds:
-            if best is not None and best[0] == 0:
+            if tried and min(t[0] for t in tried) == 0:
                 break
             d = _Drawing(y, ay, ax, palette, kind, bg, clock)
             if first is not None and filt not in RINGING:
@@ -813,21 +815,18 @@ def _normalize(source, palette, counts, name: str) -> tuple[np.ndarray, Normaliz
                 if kind == "before":  # the background ring around the punk was clipped
                     close = np.abs(d.s[idx] - d.bg).max(1) < 30
                     idx = np.where(close, transparent, idx)
-                idx = d.descend(idx)
-                if prior is not None and not lossless:  # how common each colour is counts
-                    noise = max(d.error(idx) / d.y.size, 0.25)
-                    per_cell = d.y.shape[0] * d.y.shape[1] / 576  # lossy noise is not iid
-                    idx = d.descend(idx, 2 * noise * per_cell * prior)
+                idx = d.descend(idx, iters=6)
             first = idx if first is None else first
-            e, polished = d.error(idx), False
-            if 0 < e < 3 * d.y.size and lossless:  # a few cells off: search it exactly now
-                idx, _ = d.polish(idx)
-                e, polished = d.error(idx), True
-            if best is None or e < best[0]:
-                best = (e, idx, d, est, polished)
-    e, idx, d, est, polished = best
-    if fmt != "JPEG" and not polished:
-        idx, _ = d.polish(idx)
+            tried.append((d.error(idx), idx, d, est))
+    e, idx, d, est = min(tried, key=lambda t: t[0])
+    if e > 0:
+        idx = d.descend(idx)
+        if prior is not None and not lossless:  # how common each colour is counts
+            noise = max(d.error(idx) / d.y.size, 0.25)
+            per_cell = d.y.shape[0] * d.y.shape[1] / 576  # lossy noise is not iid
+            idx = d.descend(idx, 2 * noise * per_cell * prior)
+        if fmt != "JPEG":
+            idx, _ = d.polish(idx)
         e = d.error(idx)
     rms = float(np.sqrt(e / d.y.size))
     if rms > MAX_MISFIT:
