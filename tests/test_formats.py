@@ -110,3 +110,27 @@ def test_cli_onchain_and_opensea(punks, tmp_path):
     assert attrs[0] == ("Type", "Male") and ("Attribute", "Top Hat") in attrs
     count = dict(attrs)["Attribute Count"]
     assert count == str(len(want.split(", ")) - 1)
+
+
+def test_cli_rarity_by_id_traits_and_image(punks, data_dir, tmp_path):
+    run = CliRunner()
+    r = run.invoke(cli, ["rarity", "--id", "8348", "--data-dir", str(data_dir)])
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.splitlines()
+    assert (
+        lines[0]
+        == "Male 2, Buck Teeth, Mole, Big Beard, Earring, Top Hat, Cigarette, Classic Shades"
+    )
+    assert "rank 1 of 10,000" in lines[1] and "rank 1 of 10,000" in lines[2]
+    want = rarity("Male 2", ["Top Hat", "Earring"])
+    r = run.invoke(
+        cli, ["rarity", "--traits", "Male 2, Top Hat, Earring", "--data-dir", str(data_dir)]
+    )
+    assert r.stdout.splitlines()[0] == "Male 2, Earring, Top Hat"
+    assert f"rank {want['openrarity']['rank']:,} of 10,000" in r.stdout.splitlines()[2]
+    path = tmp_path / "p.png"
+    path.write_bytes(render(punks.images[8348], 8))
+    r = run.invoke(cli, ["rarity", str(path), "--data-dir", str(data_dir)])
+    assert r.exit_code == 0 and "rank 1 of 10,000" in r.stdout.splitlines()[2]
+    r = run.invoke(cli, ["rarity", "--id", "1", "--traits", "Alien", "--data-dir", str(data_dir)])
+    assert r.exit_code == 2 and "give one of PATH, --id N or --traits" in r.output

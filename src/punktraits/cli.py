@@ -385,6 +385,46 @@ def explain(image, model_dir, trait, out_path) -> None:
 
 
 @cli.command()
+@click.argument("path", required=False, type=click.Path(path_type=Path))
+@click.option("--id", "punk_id", type=click.IntRange(0, 9999), default=None,
+              help="One of the 10,000 punks, by id.")  # fmt: skip
+@click.option("--traits", "traits", default=None, metavar="'HEAD, ACCESSORY, ...'",
+              help="A trait set, e.g. 'Male 2, Earring, Top Hat' (the on-chain string).")  # fmt: skip
+@MODEL
+@DATA_DIR
+def rarity(path, punk_id, traits, model_dir, data_dir) -> None:
+    """How rare a punk is: rarity.tools and OpenRarity scores, rank and percentile among the
+    10,000 (ties share a rank). Give an image PATH, --id N or --traits '…'."""
+    from . import data as D
+    from .collection import Rarity, layered, punk_item, split_head
+
+    if sum(x is not None for x in (path, punk_id, traits)) != 1:
+        raise click.UsageError("give one of PATH, --id N or --traits 'HEAD, ACCESSORY, ...'")
+    punks = D.load(data_dir)
+    if path is not None:
+        from .predict import load_model
+
+        p = load_model(model_dir).predict(path)
+        head, acc = p.head or p.type, p.accessories
+    elif punk_id is not None:
+        head = punks.skins[punk_id] or D.TYPES[int(punks.labels[punk_id, : len(D.TYPES)].argmax())]
+        acc = list(punks.layers[punk_id])
+    else:
+        head, *acc = [t.strip() for t in traits.split(",") if t.strip()] or [""]
+        kind, _ = split_head(head)
+        if kind not in D.TYPES:
+            raise click.BadParameter(f"{head[:40]!r} is not a head; start with e.g. 'Male 2'")
+    acc = layered(acc)
+    table = Rarity.from_labels(punks.labels)
+    r = table.rank(punk_item(split_head(head)[0], acc))
+    click.echo(", ".join([head, *acc]))  # the on-chain form
+    for name, key in (("rarity.tools", "rarity_tools"), ("OpenRarity", "openrarity")):
+        v = r[key]
+        click.echo(f"  {name:<13} score {v['score']:,.4f}   rank {v['rank']:,} of {table.n:,}   "
+                   f"rarer than {v['percentile']:.2f}%")  # fmt: skip
+
+
+@cli.command()
 @click.argument("head")
 @click.argument("accessories", nargs=-1)
 @click.option("-o", "--out", "out_path", type=click.Path(dir_okay=False, path_type=Path),
