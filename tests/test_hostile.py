@@ -767,19 +767,7 @@ def test_a_200_frame_gif_uses_its_first_frame_and_says_so(api, punks):
     assert r.json()["normalized"]["notes"] == ["GIF: first of 200 frames used"]
 
 
-SLOW_CMYK = pytest.mark.xfail(
-    strict=False,
-    reason="a CMYK JPEG takes ~3 s of normalize's 5 s budget on a busy 2-core "
-    "machine, and is refused when over",
-)
-EXIF = pytest.mark.xfail(
-    strict=True,
-    reason="normalize.py / verify fix pending: an EXIF-turned JPEG is refused as not a CryptoPunk",
-)
-
-
-@pytest.mark.parametrize("name", [pytest.param("exif.jpg", marks=EXIF),
-                                  pytest.param("cmyk.jpg", marks=SLOW_CMYK)])  # fmt: skip
+@pytest.mark.parametrize("name", ["exif.jpg", "cmyk.jpg"])
 def test_real_punks_in_odd_encodings_are_answered_right(api, punks, name):
     body = pending_image_cases(punks.images[PUNK])[name]
     r = post(api, {"image": (name, body)})

@@ -110,7 +110,6 @@ def test_never_a_real_punk(made, punks, tmp_path):
 HARDEST = ("docs_figure", "character", "sprite", "punk_blend", "punk_block", "punk_mosaic")
 
 
-@pytest.mark.xfail(strict=False, reason="needs drawing verification (issue 8)")
 def test_predict_refuses_not_punks(made):
     """30 images (the first of every kind, the second of the HARDEST kinds): all refused."""
     from punktraits import load_model
