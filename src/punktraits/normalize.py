@@ -1,23 +1,30 @@
 """Turn any image of a punk into the 24x24 RGBA punk it shows, and say how.
 
-People have marketplace renders (336x336 or 1024x1024 on the blue #638596), screenshots saved as
-JPEG, GIFs, 8x upscales, crops with a border. `normalize()` handles them in four steps:
+People have marketplace renders (336x336 or 1024x1024 on the blue #638596), browser screenshots
+smoothed by bilinear or bicubic scaling, JPEGs, WebPs, GIFs, crops with a border. `normalize()`
+reads them by analysis by synthesis: it finds the punk whose drawing, made the way the image was
+made, reproduces the image.
 
-1. open safely: the format is one of PNG, JPEG, GIF (first frame), WebP, BMP; the pixel count is
-   checked from the header before anything is decoded (decompression bombs); empty, truncated
-   and non-image files are refused with a one-line reason;
-2. find the pixel grid: for each axis, every border b (0 to 1/8 of the side) with cell size
-   (side - 2b) / 24 is tried, and the one whose cell-centre samples, upscaled again, reproduce the
-   image best wins; integer and non-integer scales (1024 / 24 = 42.67) alike;
-3. sample each cell: the mean of its central 75% for JPEG (the noise averages out), of its
-   central 15% otherwise (a smoothed upscale is exact only near the centre);
-4. snap each pixel to the collection's palette *as it appears on the background*: the background
-   colour is the mode of the four corner cells (a punk's corners are always background), or the
-   image's own transparency; a palette colour with alpha a shows as a*rgb + (1-a)*background. So
-   the background returns to transparent (0,0,0,0) and the half-transparent smoke of Cigarette and
-   Pipe returns to its RGBA colour. With JPEG noise the choice weighs how common each colour is,
-   and where two colours stay close the punk is re-encoded with the input's own JPEG tables to
-   see which one reproduces the input (analysis by synthesis, `_refine`).
+1. open safely: only regular files, read with a bound; PNG, JPEG, GIF (first frame), WebP or BMP;
+   the pixel count checked from the header before decoding (2048x2048 at most); the EXIF
+   orientation applied; empty, truncated, greyscale and non-image files refused in one line;
+2. find the drawing: for each axis, which 24-cell resize (nearest, box, bilinear, hamming,
+   bicubic, lanczos as Pillow computes them, or an area average) with which border fits lines
+   across the image best (`_grids`); scales need not be whole (1024 / 24 = 42.67);
+3. fit the punk: least squares gives each cell's colour; the background is the corner cells'
+   (a punk's corners are always background) or the image's own transparency; each cell snaps to
+   the collection's palette *as shown on that background*, so the background returns to
+   transparent (0,0,0,0) and the half-transparent smoke of Cigarette and Pipe to its RGBA colour;
+4. correct it: coordinate descent on a linear model of the drawing that clips where Pillow clips
+   (`_Drawing.descend`), then a local search with Pillow's resize emulated bit for bit
+   (`_Drawing.polish`): a Pillow render is reproduced exactly. The browser's order (resize with
+   transparency, then composite) and the other (composite, then resize) are both tried;
+5. lossy files: with noise the fit also weighs how common each colour is; the punk is drawn
+   again through the input's own JPEG tables (or the WebP quality that reproduces it) and the
+   close colours of each cell are decided by which re-encodes to the input (`_refine`).
+
+Every step is bounded (samples per axis, rounds, re-encodings, time). Any error numpy or Pillow
+raises on an input becomes an ImageError naming the file.
 """
 
 from __future__ import annotations
@@ -342,7 +349,6 @@ class _Drawing:
         self.wy, self.fy = ay.weights
         self.wx, self.fx = ax.weights
         pal = palette.astype(np.int64)
-        self.rgba = pal
         self.q = np.hstack([pal[:, :3] * pal[:, 3:] / 255.0, pal[:, 3:]])  # premultiplied
         if kind == "alpha":
             self.bg = np.zeros(4)
@@ -353,7 +359,7 @@ class _Drawing:
             self.shown = _composite(self.bg, pal).astype(np.float64)  # exactly so, by Pillow
         self.observed = _observe(pal)
         self.shown8 = self.shown.astype(np.uint8) if kind != "alpha" else None
-        self.premult = pal if self.filt == "nearest" else _premultiply(pal)  # NEAREST skips it
+        self.premult = _premultiply(pal)  # a resize (not NEAREST) works premultiplied
         dist = ((self.s[:, None] - self.s[None]) ** 2).sum(-1)
         self.similar = np.argsort(dist, 1)[:, 1:7]  # (P, 6) the colours that look most alike
         self.transparent = int(np.flatnonzero(pal[:, 3] == 0)[0])
@@ -376,7 +382,7 @@ class _Drawing:
             out = _resample(self.shown[cells], fy, fx)
             return np.where(self.inside[rows, cols][..., None], out, self.bg)
         pm = _resample(self.premult[cells].astype(np.float64), fy, fx).astype(np.int64)
-        rgba = pm if self.filt == "nearest" else _unpremultiply(pm)
+        rgba = _unpremultiply(pm)
         if self.kind == "before":
             return _composite(self.bg, rgba).astype(np.float64)
         return _observe(rgba)
@@ -498,7 +504,7 @@ class _Drawing:
 
     # -- exact local search -----------------------------------------------------------------
 
-    def polish(self, idx: np.ndarray, evaluations: int = 2000) -> tuple[np.ndarray, int]:
+    def polish(self, idx: np.ndarray, evaluations: int = 2000, prior=None):
         """Where the exact drawing still differs from the input, try the likeliest other colours
         of each cell to blame, alone and then with its same-coloured neighbours, rendering
         exactly what each change touches; keep the best if it lowers the error. Sweeps until
@@ -528,6 +534,8 @@ class _Drawing:
             top = np.hstack([top, self.similar[idx], np.repeat(always, 576, 0)])
             swept = False
             for k in suspects[np.argsort(-look[suspects])]:
+                if evaluations <= 0 or self.clock.late():
+                    break
                 i, j = divmod(int(k), 24)
                 near = np.zeros((24, 24), bool)
                 near[max(i - 1, 0) : i + 2, max(j - 1, 0) : j + 2] = True
@@ -548,6 +556,8 @@ class _Drawing:
                         trial[cells] = c
                         evaluations -= 1
                         e = float(((target - self.exact(trial, rs, cs)) ** 2).sum())
+                        if prior is not None:  # a lossy image: how common each colour is
+                            e -= len(cells) * float(prior[c] - prior[idx[k]])
                         if e < best - 1e-6:
                             best, choice = e, c
                     if choice is not None and best < here:
@@ -821,12 +831,13 @@ def _normalize(source, palette, counts, name: str) -> tuple[np.ndarray, Normaliz
     e, idx, d, est = min(tried, key=lambda t: t[0])
     if e > 0:
         idx = d.descend(idx)
+        noise = max(d.error(idx) / d.y.size, 0.25)
+        per_cell = d.y.shape[0] * d.y.shape[1] / 576  # lossy noise is not iid
         if prior is not None and not lossless:  # how common each colour is counts
-            noise = max(d.error(idx) / d.y.size, 0.25)
-            per_cell = d.y.shape[0] * d.y.shape[1] / 576  # lossy noise is not iid
             idx = d.descend(idx, 2 * noise * per_cell * prior)
         if fmt != "JPEG":
-            idx, _ = d.polish(idx)
+            weighed = None if lossless or prior is None else 2 * noise * per_cell * prior
+            idx, _ = d.polish(idx, 2000 if weighed is None else 600, weighed)
         e = d.error(idx)
     rms = float(np.sqrt(e / d.y.size))
     if rms > MAX_MISFIT:
@@ -887,7 +898,11 @@ def _webp(d: _Drawing, idx: np.ndarray):
         return codec
 
     img = d.image(idx)
-    errs = {q: float(np.abs(at(q)(img).astype(np.int16) - d.y).mean()) for q in WEBP_QUALITIES}
+    errs = {}
+    for q in WEBP_QUALITIES:
+        errs[q] = float(np.abs(at(q)(img).astype(np.int16) - d.y).mean())
+        if errs[q] < 0.05:
+            break  # (near) exactly this quality: the others need not be tried
     q = min(errs, key=errs.get)
     return (at(q), f"WebP q{q}") if errs[q] < 1.0 else None
 
