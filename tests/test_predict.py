@@ -129,7 +129,10 @@ def test_smoke_comes_back_half_transparent(punks, palette):
         (b"hello, I am text", "not an image"),
         (encode(Image.new("RGB", (48, 24))), "48x24 is not square"),
         (encode(Image.new("RGB", (10, 10))), "smaller than a 24x24 punk"),
-        (encode(Image.new("1", (5000, 5000))), "over the 16,777,216-pixel limit; not decoded"),
+        (
+            encode(Image.new("1", (5000, 5000))),
+            "over the 4,194,304-pixel limit .2048x2048.; not decoded",
+        ),
         (encode(Image.new("RGB", (96, 96), (9, 9, 9)))[:60], "truncated or corrupt"),
     ],
 )
@@ -176,7 +179,7 @@ def test_cli_predict_folder_json_csv_and_exit_code(tmp_path, punks):
     assert set(out[1]["accessories"]) == {"Smile", "Mohawk"} and out[1]["type"] == "Male"
     assert "broken.png: the image data is truncated or corrupt" in out[2]["error"]
     assert set(out[0]) == {"file", "type", "head", "accessories", "probabilities", "normalized",
-                           "error", "verified", "check"}  # fmt: skip
+                           "error", "verified", "check", "original", "nearest", "rarity"}  # fmt: skip
     r = CliRunner().invoke(cli, ["predict", str(folder / "a.png"), "--format", "csv"])
     assert r.exit_code == 0
     rows = list(csv.DictReader(io.StringIO(r.stdout)))
