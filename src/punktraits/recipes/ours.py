@@ -346,7 +346,8 @@ class Ours(Recipe):
         }  # fmt: skip
 
     def export_onnx(self, model: PunkNet, path: Path) -> None:
-        """Input `rgba` (N, 4, 24, 24) float in [0, 1], output `probabilities` (N, T)."""
+        """Input `rgba` (N, 4, 24, 24) float in [0, 1], outputs `probabilities` (N, T) and, when
+        the model has head outputs, `heads` (N, H)."""
 
         class WithProbabilities(torch.nn.Module):
             def __init__(self, net):
@@ -354,7 +355,9 @@ class Ours(Recipe):
                 self.net = net
 
             def forward(self, x):
-                return self.net.probabilities(self.net(x))
+                p = self.net.probabilities(self.net(x))
+                t = self.net.n_traits
+                return (p[:, :t], p[:, t:]) if self.net.n_heads else p
 
         try:
             import onnx  # noqa: F401  (torch's exporter needs it)
@@ -366,8 +369,9 @@ class Ours(Recipe):
         tmp = path.with_name(f".{path.name}.tmp")
         torch.onnx.export(
             WithProbabilities(model).eval(), (torch.zeros(1, 4, 24, 24),), str(tmp),
-            input_names=["rgba"], output_names=["probabilities"],
-            dynamic_axes={"rgba": {0: "n"}, "probabilities": {0: "n"}}, dynamo=False,
+            input_names=["rgba"], output_names=["probabilities", "heads"][: 1 + bool(model.n_heads)],
+            dynamic_axes={"rgba": {0: "n"}, "probabilities": {0: "n"}, "heads": {0: "n"}},
+            dynamo=False,
         )  # fmt: skip
         atomic_write(path, tmp.read_bytes())
         tmp.unlink()
