@@ -18,6 +18,7 @@ LAYERS = [
     ["version", "errors"],  # nothing of ours
     ["files"],  # atomic writes, JSON, weights, PNG helpers
     ["data", "normalize", "models", "metrics"],  # the dataset; image -> punk; networks; scores
+    ["locate"],  # where the punks are in a larger picture (squares to read)
     ["schema"],  # what each file of a run folder must hold
     ["sprites", "collection"],  # how a punk is drawn; the chain's formats, rarity, originals
     ["verify"],  # answers drawn back and compared with the image

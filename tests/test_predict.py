@@ -179,11 +179,13 @@ def test_cli_predict_folder_json_csv_and_exit_code(tmp_path, punks):
     assert set(out[1]["accessories"]) == {"Smile", "Mohawk"} and out[1]["type"] == "Male"
     assert "broken.png: the image data is truncated or corrupt" in out[2]["error"]
     assert set(out[0]) == {"file", "type", "head", "accessories", "probabilities", "normalized",
-                           "error", "verified", "check", "original", "nearest", "rarity"}  # fmt: skip
+                           "error", "verified", "check", "original", "nearest", "rarity",
+                           "box", "mirrored"}  # fmt: skip
     r = CliRunner().invoke(cli, ["predict", str(folder / "a.png"), "--format", "csv"])
     assert r.exit_code == 0
     rows = list(csv.DictReader(io.StringIO(r.stdout)))
-    assert len(rows) == 1 and len(rows[0]) == 5 + 92
+    assert len(rows) == 1 and len(rows[0]) == 7 + 92
+    assert rows[0]["mirrored"] == "0" and rows[0]["box"] == ""  # the whole image is the punk
     assert rows[0]["Female"] == "1" and rows[0]["Blonde Bob"] == "1" and rows[0]["Male"] == "0"
 
 

@@ -290,12 +290,13 @@ MODEL = click.option(
 def predict(paths, model_dir, fmt, batch_size) -> None:
     """Predict the traits of image files and folders (searched recursively).
 
+    A picture that is not one punk (a page, a grid, a sheet like punks.png, a punk with a
+    caption or a frame) gives one answer per punk found in it, each with its box.
     Exit code 1 when any image could not be read; the others are still predicted."""
     import csv as csv_mod
 
     from tqdm import tqdm
 
-    from .collection import onchain, opensea
     from .predict import expand_paths, load_model
 
     model = load_model(model_dir)
@@ -309,35 +310,18 @@ def predict(paths, model_dir, fmt, batch_size) -> None:
         out.write("[\n")
     elif fmt == "csv":
         writer = csv_mod.writer(out, lineterminator="\n")
-        writer.writerow(["file", "error", "type", "head", "verified"] + model.traits)
+        writer.writerow(["file", "error", "type", "head", "verified", "mirrored", "box"]
+                        + model.traits)  # fmt: skip
+    emit = _emit(fmt, out, writer, model.traits, len(files) > 1)
     bar = tqdm(total=len(files), unit="img", desc="predict", disable=len(files) < 50)
     try:  # an interrupted run keeps what it did: json closes its list, jsonl is line by line
-        for n, p in enumerate(model.iter_predict(files, batch_size)):
+        n = 0
+        for found in model.iter_find(files, batch_size):
             bar.update(1)
-            failed += p.error is not None
-            if fmt == "json":
-                out.write(("" if n == 0 else ",\n") + json.dumps(p.to_dict()))
-            elif fmt == "jsonl":
-                out.write(json.dumps(p.to_dict()) + "\n")
-                out.flush()
-            elif fmt == "csv":
-                row = [int(t == p.type or t in p.accessories) for t in model.traits]
-                writer.writerow([p.file, p.error or "", p.type or "", p.head or "",
-                                 "" if p.verified is None else int(p.verified)]
-                                + (row if not p.error else []))  # fmt: skip
-            elif p.error and fmt in ("onchain", "opensea"):
-                click.echo(f"error: {one_line(p.error)}", err=True)
-            elif fmt == "onchain":
-                text = onchain(p.head or p.type, p.accessories)
-                click.echo(text if len(files) == 1 else f"{one_line(p.file)}\t{text}")
-            elif fmt == "opensea":
-                meta = opensea(p.head or p.type, p.accessories, id=(p.original or {}).get("id"))
-                out.write(json.dumps(meta if len(files) == 1 else {"file": p.file, **meta}) + "\n")
-            elif p.error:
-                click.echo(f"error: {one_line(p.error)}")
-            else:
-                acc = ", ".join(p.accessories) or "no accessories"
-                click.echo(f"{one_line(p.file)}: {p.type}; {acc}")
+            failed += any(p.error is not None for p in found)
+            for p in found:
+                emit(p, n)
+                n += 1
     finally:
         bar.close()
         if fmt == "json":
@@ -345,6 +329,42 @@ def predict(paths, model_dir, fmt, batch_size) -> None:
     if failed:
         click.echo(f"{failed} of {len(files)} images could not be read", err=True)
         sys.exit(1)
+
+
+def _emit(fmt: str, out, writer, traits: list[str], several: bool):
+    """How one answer is written in each format."""
+    from .collection import onchain, opensea
+
+    def emit(p, n: int) -> None:
+        where = one_line(p.file) + (" [{}, {}, {}, {}]".format(*p.box) if p.box else "")
+        if fmt == "json":
+            out.write(("" if n == 0 else ",\n") + json.dumps(p.to_dict()))
+        elif fmt == "jsonl":
+            out.write(json.dumps(p.to_dict()) + "\n")
+            out.flush()
+        elif fmt == "csv":
+            row = [int(t == p.type or t in p.accessories) for t in traits]
+            writer.writerow([p.file, p.error or "", p.type or "", p.head or "",
+                             "" if p.verified is None else int(p.verified), int(p.mirrored),
+                             " ".join(map(str, p.box)) if p.box else ""]
+                            + (row if not p.error else []))  # fmt: skip
+        elif p.error and fmt in ("onchain", "opensea"):
+            click.echo(f"error: {one_line(p.error)}", err=True)
+        elif fmt == "onchain":
+            text = onchain(p.head or p.type, p.accessories)
+            click.echo(f"{where}\t{text}" if several or p.box else text)
+        elif fmt == "opensea":
+            meta = opensea(p.head or p.type, p.accessories, id=(p.original or {}).get("id"))
+            if several or p.box:
+                meta = {"file": p.file, **({"box": p.box} if p.box else {}), **meta}
+            out.write(json.dumps(meta) + "\n")
+        elif p.error:
+            click.echo(f"error: {one_line(p.error)}")
+        else:
+            acc = ", ".join(p.accessories) or "no accessories"
+            click.echo(f"{where}: {p.type}; {acc}{' (mirrored)' if p.mirrored else ''}")
+
+    return emit
 
 
 @cli.command()

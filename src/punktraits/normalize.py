@@ -100,9 +100,11 @@ def read_bytes(source, name: str) -> bytes:
     return data
 
 
-def open_image(source, name: str | None = None) -> tuple[np.ndarray, bool, str, list[str], dict]:
+def open_image(source, name: str | None = None, max_pixels: int = MAX_PIXELS
+               ) -> tuple[np.ndarray, bool, str, list[str], dict]:  # fmt: skip
     """Decode a path or bytes into (H, W, 4) uint8 RGBA, whether it has alpha, its format, notes
-    and (for JPEG) its quantisation tables and subsampling."""
+    and (for JPEG) its quantisation tables and subsampling. Images over `max_pixels` are refused
+    before they are decoded (a screenshot may be allowed more than one punk: locate.py)."""
     name = name or (str(source) if isinstance(source, (str, os.PathLike)) else "<bytes>")
     data = read_bytes(source, name)
     try:
@@ -118,10 +120,10 @@ def open_image(source, name: str | None = None) -> tuple[np.ndarray, bool, str, 
     if im.format not in FORMATS:
         raise ImageError(f"{name}: {im.format} is not supported (PNG, JPEG, GIF, WebP or BMP)", 415)
     w, h = im.size
-    if w * h > MAX_PIXELS:
+    if w * h > max_pixels:
+        side = int(max_pixels**0.5)
         raise ImageError(
-            f"{name}: {w}x{h} is over the {MAX_PIXELS:,}-pixel limit ({MAX_SIDE}x{MAX_SIDE}); "
-            "not decoded",
+            f"{name}: {w}x{h} is over the {max_pixels:,}-pixel limit ({side}x{side}); not decoded",
             413,
         )
     notes = []
@@ -774,9 +776,30 @@ def _lookalikes(idx, bg, palette, name: str, notes: list[str]) -> np.ndarray:
     return idx
 
 
+def normalize_pixels(
+    rgba: np.ndarray, has_alpha: bool, fmt: str, palette: np.ndarray,
+    counts: np.ndarray | None = None, name: str = "<pixels>", notes: list[str] | None = None,
+    jpeg: dict | None = None,
+) -> tuple[np.ndarray, Normalized]:  # fmt: skip
+    """`normalize` for an image already decoded by `open_image` (or a part of one: a punk's
+    square in a screenshot; `jpeg` tables only where its 8x8 blocks are the file's)."""
+    try:
+        return _normalize_pixels(rgba, has_alpha, fmt, list(notes or []), jpeg or {}, palette,
+                                 counts, name, _Clock(name))  # fmt: skip
+    except ImageError:
+        raise
+    except (ArithmeticError, LookupError, MemoryError, OSError, ValueError, struct.error) as e:
+        reason = f"{type(e).__name__}: {e}".splitlines()[0][:200]
+        raise ImageError(f"{name}: could not be read as a punk ({reason})") from e
+
+
 def _normalize(source, palette, counts, name: str) -> tuple[np.ndarray, Normalized]:
     clock = _Clock(name)
     rgba, has_alpha, fmt, notes, jpeg = open_image(source, name)
+    return _normalize_pixels(rgba, has_alpha, fmt, notes, jpeg, palette, counts, name, clock)
+
+
+def _normalize_pixels(rgba, has_alpha, fmt, notes, jpeg, palette, counts, name, clock):
     h, w = rgba.shape[:2]
     if min(w, h) < 24:
         raise ImageError(f"{name}: {w}x{h} is smaller than a 24x24 punk")

@@ -10,7 +10,11 @@ noise -> the exact 24x24 RGBA punk), the run's recipe gives P(trait) and its dec
 them into traits (recipes/). Then the answer is drawn back with the drawing rules learned from
 the run's training split (sprites.py, verify.py): `verified` when the drawing equals the image,
 else a nearby answer that draws it is reported (`check.corrected_from` holds the network's), and
-an image no answer draws close to is refused as "not a CryptoPunk". The drawing rules are learned
+an image no answer draws close to is refused as "not a CryptoPunk"; one whose left-right flip
+draws back exactly (derivative collections mirror punks) is answered as the flip, `mirrored`.
+`find` also reads pictures that are not one punk (a marketplace page, a grid, punks.png, a punk
+with a caption or a frame): locate.py proposes squares, each is read and drawn back, and every
+punk found is one answer with its `box`. The drawing rules are learned
 from the data folder (`punktraits data`); without it answers are given unverified
 (`verified: null`). Explanations are occlusion maps: each pixel in turn is made transparent (the
 background) and the drop of the trait's score is that pixel's heat.
@@ -31,7 +35,8 @@ from .collection import Originals, Rarity, layered, punk_item
 from .data import TRAIT_INDEX, TYPES
 from .draw import render_explanation
 from .errors import DataError, ImageError, PunktraitsError, RunError
-from .normalize import Normalized, normalize
+from .locate import exact_punk, squares
+from .normalize import MAX_PIXELS, Normalized, normalize, normalize_pixels, open_image
 from .run import Run
 from .verify import Check, Verifier, likely_heads
 
@@ -43,6 +48,8 @@ def punk_url(i: int) -> str:
 
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp"}
+SCREEN_PIXELS = 4096 * 4096  # a picture searched for punks may be this large (punks.png: 2400^2)
+MAX_SQUARES = 400  # squares read with the normaliser per picture at most (exact cells: no limit)
 
 
 @dataclass
@@ -61,6 +68,8 @@ class Prediction:
     original: dict | None = None  # the original with these exact pixels: {id, labels, agrees}
     nearest: dict | None = None  # when not an original: {id, differing_pixels} of the closest
     rarity: dict | None = None  # rarity.tools and OpenRarity scores and ranks of the answer
+    box: list[int] | None = None  # [x, y, w, h] of the punk in a larger picture (None: the image)
+    mirrored: bool = False  # the image shows the punk flipped left-right (the answer is the punk)
     drawn: Check | None = field(default=None, repr=False)  # the drawing itself (not in JSON)
 
     def to_dict(self) -> dict:
@@ -113,10 +122,14 @@ class Predictor:
                 raise ImageError(f"{name or 'array'}: expected a (24, 24, 4) uint8 RGBA array")
             return image, None
         if isinstance(image, Image.Image):
-            buf = io.BytesIO()
-            image.save(buf, format="PNG")
-            image = buf.getvalue()
+            image = self._png(image)
         return normalize(image, self.palette, self.counts, name=name)
+
+    @staticmethod
+    def _png(image: Image.Image) -> bytes:
+        buf = io.BytesIO()
+        image.save(buf, format="PNG")
+        return buf.getvalue()
 
     # -- prediction ------------------------------------------------------------------------
 
@@ -126,9 +139,28 @@ class Predictor:
 
     def predict_punks(self, punks: np.ndarray, infos: list | None = None,
                       names: list | None = None) -> list[Prediction]:  # fmt: skip
-        """Predictions for already-normalised (N, 24, 24, 4) uint8 punks."""
+        """Predictions for already-normalised (N, 24, 24, 4) uint8 punks. One that does not draw
+        back exactly but whose left-right flip does is answered as the flip (`mirrored`): a
+        punk that draws back as it is is never called mirrored."""
         infos = infos or [None] * len(punks)
         names = names or [None] * len(punks)
+        out = self._answer(punks, infos, names)
+        read = punks
+        wrong = [i for i, p in enumerate(out) if p.verified is False]
+        if wrong:
+            flipped = np.ascontiguousarray(punks[wrong][:, :, ::-1])
+            again = self._answer(flipped, [infos[i] for i in wrong], [names[i] for i in wrong])
+            read = punks.copy()
+            for k, (i, p) in enumerate(zip(wrong, again)):
+                if p.verified:
+                    p.mirrored, out[i], read[i] = True, p, flipped[k]
+        if self.originals is not None:
+            for punk, p in zip(read, out):
+                self._about(punk, p)
+        return out
+
+    def _answer(self, punks: np.ndarray, infos: list, names: list) -> list[Prediction]:
+        """The network's answers, drawn back when the drawing rules are known."""
         prob, head_prob = self.run.predict(punks)
         pred = self.run.decide(prob)
         types = [n for n in TYPES if n in self.traits]
@@ -146,9 +178,6 @@ class Predictor:
             out.append(p)
         if self.verifier is not None:
             self._draw_back(punks, out, head_prob)
-        if self.originals is not None:
-            for punk, p in zip(punks, out):
-                self._about(punk, p)
         return out
 
     def _about(self, punk: np.ndarray, p: Prediction) -> None:
@@ -227,11 +256,12 @@ class Predictor:
         if chunk:
             yield from self._predict_chunk(chunk)
 
-    def _predict_chunk(self, images: list) -> list[Prediction]:
+    def _predict_chunk(self, images: list, given: list | None = None) -> list[Prediction]:
         results: list[Prediction | None] = [None] * len(images)
         punks, infos, names, where = [], [], [], []
         for k, image in enumerate(images):
             name = str(image) if isinstance(image, (str, os.PathLike)) else None
+            name = given[k] if given and given[k] is not None else name
             try:
                 punk, info = self.to_punk(image, name)
             except ImageError as e:
@@ -250,6 +280,78 @@ class Predictor:
             for k, p in zip(where, self.predict_punks(np.stack(punks), infos, names)):
                 results[k] = p
         return results  # type: ignore[return-value]
+
+    # -- pictures with several punks -------------------------------------------------------
+
+    def find(self, image, name: str | None = None) -> list[Prediction]:
+        """Every punk in a picture. A punk image gives its one answer (`box` None), as `predict`
+        does; a picture that is not one punk (a page, a grid, a sheet like punks.png, a punk with
+        a caption or a frame) gives one answer per punk found in it, with its `box`, in reading
+        order. When none is found: one answer whose `error` says why the image is not a punk."""
+        if name is None and isinstance(image, (str, os.PathLike)):
+            name = str(image)
+        return next(self._find_chunk([image], [name]))
+
+    def iter_find(self, images: Iterable, batch_size: int = 256) -> Iterator[list[Prediction]]:
+        """`find` for many images, in input order: a list of answers per image."""
+        chunk: list = []
+        for image in images:
+            chunk.append(image)
+            if len(chunk) == batch_size:
+                yield from self._find_chunk(chunk)
+                chunk = []
+        if chunk:
+            yield from self._find_chunk(chunk)
+
+    def _find_chunk(self, images: list, names: list | None = None) -> Iterator[list[Prediction]]:
+        """Each image read as one punk (in one batch); the ones that are not, searched."""
+        names = names or [str(i) if isinstance(i, (str, os.PathLike)) else None for i in images]
+        for image, name, p in zip(images, names, self._predict_chunk(images, names)):
+            if p.error is None or isinstance(image, np.ndarray):
+                yield [p]
+                continue
+            if isinstance(image, Image.Image):
+                image = self._png(image)
+            try:
+                found = self._search(image, name)
+            except ImageError:
+                found = []  # unreadable as a picture too: the first error says why
+            yield found or [p]
+
+    def _search(self, image, name: str | None) -> list[Prediction]:
+        """The punks in the squares locate.py proposes (not the whole image: it was tried)."""
+        rgba, alpha, fmt, _, jpeg = open_image(image, name or "<bytes>", SCREEN_PIXELS)
+        h, w = rgba.shape[:2]
+        punks, infos, where = [], [], []
+        normalised = 0
+        for sq in squares(rgba, alpha, fmt):
+            if (sq.w, sq.h) == (w, h) and w * h <= MAX_PIXELS:
+                continue  # the whole image
+            cell = rgba[sq.y : sq.y + sq.h, sq.x : sq.x + sq.w]
+            got = exact_punk(cell, alpha, fmt, self.palette, self.counts)
+            if got is None and normalised < MAX_SQUARES:
+                normalised += 1
+                # a JPEG re-encoding check only where the square's blocks are the file's
+                tables = jpeg if sq.x % 16 == 0 and sq.y % 16 == 0 else None
+                try:
+                    got = normalize_pixels(cell, alpha, fmt, self.palette, self.counts,
+                                           f"{name} {sq.box}", jpeg=tables)  # fmt: skip
+                except ImageError:
+                    got = None
+            if got is not None:
+                punks.append(got[0])
+                infos.append(got[1])
+                where.append(sq)
+        if not punks:
+            return []
+        found = []
+        for p, sq, info in zip(self.predict_punks(np.stack(punks), infos, [name] * len(punks)),
+                               where, infos):  # fmt: skip
+            if p.error is None:
+                p.box = [sq.x + round(info.offset[0]), sq.y + round(info.offset[1]),
+                         round(24 * info.scale[0]), round(24 * info.scale[1])]  # fmt: skip
+                found.append(p)
+        return _distinct(found, name)
 
     # -- explanation -----------------------------------------------------------------------
 
@@ -272,6 +374,8 @@ class Predictor:
         pred = self.predict_punk(punk)
         if pred.error:
             raise ImageError(pred.error, 422)
+        if pred.mirrored:  # the answer is the flipped punk's: so are its heatmaps
+            punk = np.ascontiguousarray(punk[:, ::-1])
         traits = [trait] if trait else [pred.type] + pred.accessories
         heat = self.occlusion(punk, traits)
         c = pred.drawn
@@ -303,3 +407,44 @@ def expand_paths(paths: Iterable[str | os.PathLike]) -> list[Path]:
         else:
             out.append(p)
     return out
+
+
+def _overlap(a: list[int], b: list[int]) -> float:
+    """Intersection over union of two boxes [x, y, w, h]."""
+    w = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
+    h = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
+    inter = max(w, 0) * max(h, 0)
+    return inter / (a[2] * a[3] + b[2] * b[3] - inter)
+
+
+def _distinct(found: list[Prediction], name: str | None) -> list[Prediction]:
+    """One answer per place: squares that overlap by more than half are one punk (the best drawn
+    kept); two different punks drawn as well as each other there make the place ambiguous, and
+    its answer an error that says so. In reading order."""
+    keep: list[Prediction] = []
+    near: dict[tuple[int, int], list[Prediction]] = {}  # kept boxes by the 64 px tiles they touch
+
+    def tiles(b):
+        return [(i, j) for i in range(b[0] // 64, (b[0] + b[2]) // 64 + 1)
+                for j in range(b[1] // 64, (b[1] + b[3]) // 64 + 1)]  # fmt: skip
+
+    for p in sorted(found, key=lambda p: (not p.verified, p.check["differing_pixels"])):
+        seen = {id(q): q for t in tiles(p.box) for q in near.get(t, [])}.values()
+        other = next((q for q in seen if _overlap(p.box, q.box) > 0.5), None)
+        if other is None:
+            keep.append(p)
+            for t in tiles(p.box):
+                near.setdefault(t, []).append(p)
+        elif other.error is None and other.verified == p.verified and _said(p) != _said(other):
+            other.error = (
+                f"{name or 'image'}: ambiguous: two different punks fit overlapping squares "
+                f"({_said(other)} at {other.box}; {_said(p)} at {p.box}); crop the picture "
+                "to the one meant"
+            )
+            other.type, other.head, other.accessories, other.probabilities = None, None, [], {}
+    return sorted(keep, key=lambda p: (p.box[1], p.box[0]))
+
+
+def _said(p: Prediction) -> str:
+    acc = ", ".join(p.accessories) or "no accessories"
+    return f"{p.head} ({acc}{', mirrored' if p.mirrored else ''})"
