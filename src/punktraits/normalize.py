@@ -779,13 +779,15 @@ def _lookalikes(idx, bg, palette, name: str, notes: list[str]) -> np.ndarray:
 def normalize_pixels(
     rgba: np.ndarray, has_alpha: bool, fmt: str, palette: np.ndarray,
     counts: np.ndarray | None = None, name: str = "<pixels>", notes: list[str] | None = None,
-    jpeg: dict | None = None,
+    jpeg: dict | None = None, frame: tuple[np.ndarray, int, int] | None = None,
 ) -> tuple[np.ndarray, Normalized]:  # fmt: skip
-    """`normalize` for an image already decoded by `open_image` (or a part of one: a punk's
-    square in a screenshot; `jpeg` tables only where its 8x8 blocks are the file's)."""
+    """`normalize` for an image already decoded by `open_image`, or a part of one (a punk's
+    square in a screenshot): then `frame` is (the file's pixels (H, W, 3) around it, aligned to
+    its 16x16 JPEG blocks, and the part's x, y in them), so that a drawing is re-encoded with
+    its surroundings, in the file's own blocks."""
     try:
         return _normalize_pixels(rgba, has_alpha, fmt, list(notes or []), jpeg or {}, palette,
-                                 counts, name, _Clock(name))  # fmt: skip
+                                 counts, name, _Clock(name), frame)  # fmt: skip
     except ImageError:
         raise
     except (ArithmeticError, LookupError, MemoryError, OSError, ValueError, struct.error) as e:
@@ -799,7 +801,8 @@ def _normalize(source, palette, counts, name: str) -> tuple[np.ndarray, Normaliz
     return _normalize_pixels(rgba, has_alpha, fmt, notes, jpeg, palette, counts, name, clock)
 
 
-def _normalize_pixels(rgba, has_alpha, fmt, notes, jpeg, palette, counts, name, clock):
+def _normalize_pixels(rgba, has_alpha, fmt, notes, jpeg, palette, counts, name, clock,
+                      frame=None):  # fmt: skip
     h, w = rgba.shape[:2]
     if min(w, h) < 24:
         raise ImageError(f"{name}: {w}x{h} is smaller than a 24x24 punk")
@@ -871,7 +874,7 @@ def _normalize_pixels(rgba, has_alpha, fmt, notes, jpeg, palette, counts, name, 
         y = rgba[..., :3].astype(np.float64)
         kinds = ("after",) if d.filt == "nearest" else ("after", "before")
         fulls = [_Drawing(y, ay, ax, palette, k, d.bg, clock) for k in kinds]
-        codec = _jpeg(jpeg) if fmt == "JPEG" else _webp(fulls[0], idx)
+        codec = _jpeg(jpeg, frame) if fmt == "JPEG" else _webp(fulls[0], idx)
         if codec is not None:
             # resized then composited, or the other way: rounding differs by one level, which
             # the encoder may turn into more; the way that re-encodes closer is the way it was
@@ -897,13 +900,19 @@ def _normalize_pixels(rgba, has_alpha, fmt, notes, jpeg, palette, counts, name, 
     return punk, info
 
 
-def _jpeg(tables: dict):
-    """The input's JPEG encoder (its quantisation tables and subsampling), then the decoder."""
+def _jpeg(tables: dict, frame=None):
+    """The input's JPEG encoder (its quantisation tables and subsampling), then the decoder; for
+    a part of a file, drawn into its `frame` (pixels around it, x, y) and encoded with them."""
 
     def codec(img: np.ndarray) -> np.ndarray:
+        if frame is not None:
+            around, x, y = frame
+            around = around.copy()
+            around[y : y + img.shape[0], x : x + img.shape[1]] = img
         buf = io.BytesIO()
-        Image.fromarray(img, "RGB").save(buf, format="JPEG", **tables)
-        return np.asarray(Image.open(buf).convert("RGB"))
+        Image.fromarray(img if frame is None else around, "RGB").save(buf, format="JPEG", **tables)
+        out = np.asarray(Image.open(buf).convert("RGB"))
+        return out if frame is None else out[y : y + img.shape[0], x : x + img.shape[1]]
 
     return (codec, "JPEG") if tables else None
 

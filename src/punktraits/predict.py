@@ -35,7 +35,7 @@ from .collection import Originals, Rarity, layered, punk_item
 from .data import TRAIT_INDEX, TYPES
 from .draw import render_explanation
 from .errors import DataError, ImageError, PunktraitsError, RunError
-from .locate import exact_punk, squares
+from .locate import LOSSLESS, exact_punk, squares
 from .normalize import MAX_PIXELS, Normalized, normalize, normalize_pixels, open_image
 from .run import Run
 from .verify import Check, Verifier, likely_heads
@@ -319,39 +319,67 @@ class Predictor:
             yield found or [p]
 
     def _search(self, image, name: str | None) -> list[Prediction]:
-        """The punks in the squares locate.py proposes (not the whole image: it was tried)."""
+        """The punks in the squares locate.py proposes (not the whole image: it was tried).
+        Exact cells are read in one batch; the others one by one with the normaliser, and a
+        lossy file's square that does not draw back is tried 1 and 2 pixels larger (JPEG blurs
+        the square's edge into its surroundings)."""
         rgba, alpha, fmt, _, jpeg = open_image(image, name or "<bytes>", SCREEN_PIXELS)
         h, w = rgba.shape[:2]
         punks, infos, where = [], [], []
+        found: list[Prediction] = []
         normalised = 0
         for sq in squares(rgba, alpha, fmt):
             if (sq.w, sq.h) == (w, h) and w * h <= MAX_PIXELS:
                 continue  # the whole image
-            cell = rgba[sq.y : sq.y + sq.h, sq.x : sq.x + sq.w]
-            got = exact_punk(cell, alpha, fmt, self.palette, self.counts)
-            if got is None and normalised < MAX_SQUARES:
-                normalised += 1
-                # a JPEG re-encoding check only where the square's blocks are the file's
-                tables = jpeg if sq.x % 16 == 0 and sq.y % 16 == 0 else None
-                try:
-                    got = normalize_pixels(cell, alpha, fmt, self.palette, self.counts,
-                                           f"{name} {sq.box}", jpeg=tables)  # fmt: skip
-                except ImageError:
-                    got = None
+            got = exact_punk(rgba[sq.y : sq.y + sq.h, sq.x : sq.x + sq.w], alpha, fmt,
+                             self.palette, self.counts)  # fmt: skip
             if got is not None:
                 punks.append(got[0])
                 infos.append(got[1])
-                where.append(sq)
-        if not punks:
-            return []
-        found = []
-        for p, sq, info in zip(self.predict_punks(np.stack(punks), infos, [name] * len(punks)),
-                               where, infos):  # fmt: skip
-            if p.error is None:
-                p.box = [sq.x + round(info.offset[0]), sq.y + round(info.offset[1]),
-                         round(24 * info.scale[0]), round(24 * info.scale[1])]  # fmt: skip
-                found.append(p)
+                where.append((sq.x, sq.y))
+                continue
+            grow = (0, 1, 2) if fmt not in LOSSLESS else (0,)
+            best = None
+            for g in grow:
+                x, y, side = sq.x - g, sq.y - g, sq.w + 2 * g
+                if normalised >= MAX_SQUARES or x < 0 or y < 0 or x + side > w or y + side > h:
+                    break
+                normalised += 1
+                p = self._read_square(rgba, x, y, side, alpha, fmt, jpeg, name)
+                best = _better(best, p)
+                if best is not None and best.verified:
+                    break
+            if best is not None:
+                found.append(best)
+        if punks:
+            for p, (x, y), info in zip(
+                self.predict_punks(np.stack(punks), infos, [name] * len(punks)), where, infos
+            ):
+                if p.error is None:
+                    p.box = _box(x, y, info)
+                    found.append(p)
         return _distinct(found, name)
+
+    def _read_square(self, rgba, x, y, side, alpha, fmt, jpeg, name) -> Prediction | None:
+        """The answer for the square (x, y, side) of a picture, or None when it is no punk. A
+        JPEG's drawings are re-encoded with the file's blocks around the square."""
+        cell = rgba[y : y + side, x : x + side]
+        frame = None
+        if jpeg:
+            x0, y0 = x // 16 * 16, y // 16 * 16
+            x1, y1 = -(-(x + side) // 16) * 16, -(-(y + side) // 16) * 16
+            frame = (rgba[y0:y1, x0:x1, :3], x - x0, y - y0)
+        try:
+            punk, info = normalize_pixels(cell, alpha, fmt, self.palette, self.counts,
+                                          f"{name} [{x}, {y}, {side}, {side}]", jpeg=jpeg,
+                                          frame=frame)  # fmt: skip
+        except ImageError:
+            return None
+        p = self.predict_punk(punk, name, info)
+        if p.error is not None:
+            return None
+        p.box = _box(x, y, info)
+        return p
 
     # -- explanation -----------------------------------------------------------------------
 
@@ -407,6 +435,19 @@ def expand_paths(paths: Iterable[str | os.PathLike]) -> list[Path]:
         else:
             out.append(p)
     return out
+
+
+def _box(x: int, y: int, info: Normalized) -> list[int]:
+    """The punk's own square in the picture: where its 24 cells are, border left out."""
+    return [x + round(info.offset[0]), y + round(info.offset[1]),
+            round(24 * info.scale[0]), round(24 * info.scale[1])]  # fmt: skip
+
+
+def _better(a: Prediction | None, b: Prediction | None) -> Prediction | None:
+    """The answer that draws back closer (the first when equal)."""
+    if a is None or b is None:
+        return a or b
+    return b if b.check["differing_pixels"] < a.check["differing_pixels"] else a
 
 
 def _overlap(a: list[int], b: list[int]) -> float:

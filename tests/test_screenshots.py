@@ -1,0 +1,176 @@
+"""Punks inside larger pictures (pages, grids, punks.png), mirrored punks, captions and frames.
+Every picture is made here from the real crops (the artwork is never stored in the repository)."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image, ImageDraw
+
+from punktraits import load_model
+from punktraits.cli import cli
+from punktraits.predict import _distinct
+
+BLUE = (0x63, 0x85, 0x96)
+GOLD = (200, 160, 40)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_model()
+
+
+def tile(punk, side, bg=BLUE, resample=Image.NEAREST) -> Image.Image:
+    """The punk resized to side x side on its own square of colour `bg`."""
+    im = Image.fromarray(punk, "RGBA").resize((side, side), resample)
+    square = Image.new("RGBA", (side, side), bg + (255,))
+    square.alpha_composite(im)
+    return square.convert("RGB")
+
+
+def encode(im, fmt="PNG", **kw) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+def page(punks, placed) -> Image.Image:
+    """A marketplace-like page: a title, a button, a photo-like gradient, and the punks
+    `placed` as (id, x, y, side, resample)."""
+    im = Image.new("RGB", (900, 620), (250, 250, 247))
+    d = ImageDraw.Draw(im)
+    d.text((20, 8), "CryptoPunks  Market  Bids  Offers  Punk #1234 for sale 75 ETH", fill=(0, 0, 0))
+    d.rounded_rectangle((20, 560, 160, 600), 8, fill=(40, 120, 220))
+    d.text((50, 575), "Buy now", fill=(255, 255, 255))
+    yy, xx = np.mgrid[0:180, 0:220]
+    photo = np.stack([xx * 255 // 219, 60 + yy, 90 + (xx + yy) % 40], -1).astype(np.uint8)
+    im.paste(Image.fromarray(photo), (660, 40))
+    for i, x, y, side, resample in placed:
+        im.paste(tile(punks.images[i], side, resample=resample), (x, y))
+        d.text((x, y + side + 4), f"#{i}  12.5 ETH", fill=(60, 60, 60))
+    return im
+
+
+def read_right(p, i) -> bool:
+    """The answer is punk i's visible traits, drawn back."""
+    return (
+        p.error is None
+        and p.original is not None
+        and p.original["id"] == i
+        and (p.original["agrees_visible"])
+    )
+
+
+def test_a_page_with_three_punks_at_three_scales(model, punks):
+    placed = [(1234, 30, 40, 96, Image.NEAREST), (8348, 200, 60, 192, Image.NEAREST),
+              (0, 430, 300, 250, Image.BICUBIC)]  # fmt: skip
+    found = model.find(encode(page(punks, placed)), "page.png")
+    assert len(found) == 3
+    for p, (i, x, y, side, _) in zip(found, placed):
+        assert read_right(p, i) and p.verified and not p.mirrored
+        assert np.abs(np.subtract(p.box, [x, y, side, side])).max() <= 2, (p.box, i)
+        assert p.file == "page.png"
+    assert found[1].accessories == ["Buck Teeth", "Top Hat", "Big Beard", "Classic Shades",
+                                    "Mole", "Cigarette", "Earring"]  # fmt: skip
+    assert found[2].head == "Female 2" and found[2].accessories == [
+        "Blonde Bob",
+        "Green Eye Shadow",
+    ]
+
+
+def test_a_grid_png_and_jpeg(model, punks):
+    ids = list(range(300, 312))
+    grid = Image.new("RGB", (4 * 96, 3 * 96))
+    for k, i in enumerate(ids):
+        grid.paste(tile(punks.images[i], 96), ((k % 4) * 96, (k // 4) * 96))
+    found = model.find(encode(grid))
+    assert [p.box for p in found] == [[(k % 4) * 96, (k // 4) * 96, 96, 96] for k in range(12)]
+    assert all(read_right(p, i) and p.verified for p, i in zip(found, ids))
+    found = model.find(encode(grid, "JPEG", quality=90))
+    truth = model.predict_punks(punks.images[ids])
+    assert [(p.head, p.accessories) for p in found] == [(t.head, t.accessories) for t in truth]
+
+
+def test_a_part_of_punks_png(model, punks, data_dir):
+    sheet = Image.open(data_dir / "punks.png").crop((0, 0, 240, 240))  # punks 0-9, 100-109, ...
+    blank = np.asarray(sheet).copy()
+    blank[24:48, 48:72] = 0  # an empty slot (punk 102): no answer
+    found = model.find(encode(Image.fromarray(blank)))
+    ids = [r * 100 + c for r in range(10) for c in range(10) if r * 100 + c != 102]
+    assert len(found) == 99
+    for p, i in zip(found, ids):
+        assert read_right(p, i) and p.box == [(i % 100) * 24, (i // 100) * 24, 24, 24]
+
+
+def test_mirrored_punks_are_read_and_said_to_be(model, punks):
+    for i in (1234, 8348, 5, 2):
+        p = model.predict(encode(tile(punks.images[i][:, ::-1].copy(), 192)))
+        assert p.mirrored and p.verified and read_right(p, i), i
+    # in a page too
+    flipped = Image.fromarray(punks.images[100][:, ::-1].copy(), "RGBA")
+    im = page(punks, [(8348, 200, 60, 192, Image.NEAREST)])
+    im.paste(tile(np.asarray(flipped), 144), (460, 200))
+    found = model.find(encode(im))
+    assert [(p.mirrored, p.original["id"]) for p in found] == [(False, 8348), (True, 100)]
+
+
+def test_real_punks_are_never_mirrored(model, punks):
+    ids = np.arange(0, 10_000, 7)  # 1,429 originals at x1
+    out = model.predict_punks(punks.images[ids])
+    assert all(p.verified and not p.mirrored for p in out)
+
+
+def test_a_caption_or_a_frame_is_cropped_away(model, punks):
+    square = tile(punks.images[8348], 192)
+    captioned = Image.new("RGB", (192, 240), (255, 255, 255))
+    captioned.paste(square, (0, 0))
+    ImageDraw.Draw(captioned).text((10, 210), "CryptoPunk #8348 - 4,200 ETH", fill=(0, 0, 0))
+    framed = Image.new("RGB", (216, 216), GOLD)
+    framed.paste(square, (12, 12))
+    both = Image.new("RGB", (216, 270), GOLD)
+    both.paste(square, (12, 12))
+    ImageDraw.Draw(both).text((20, 236), "#8348", fill=(0, 0, 0))
+    for im, box in ((captioned, [0, 0, 192, 192]), (framed, [12, 12, 192, 192]),
+                    (both, [12, 12, 192, 192])):  # fmt: skip
+        (p,) = model.find(encode(im, "JPEG", quality=92) if im is both else encode(im))
+        assert read_right(p, 8348) and p.box == box
+
+
+def test_a_picture_without_a_punk_keeps_its_reason(model):
+    (p,) = model.find(encode(Image.new("RGB", (480, 240), BLUE)), "wide.png")
+    assert p.error == "wide.png: 480x240 is not square; a punk image is square (a border allowed)"
+    (p,) = model.find(encode(Image.new("RGB", (300, 200), (255, 255, 255))))
+    assert "not square" in p.error and p.box is None
+
+
+def test_two_different_punks_on_one_square_are_refused_as_ambiguous(model, punks):
+    a, b = model.predict_punks(punks.images[[1234, 8348]])
+    a.box, b.box = [10, 10, 96, 96], [12, 12, 96, 96]
+    (p,) = _distinct([a, b], "shot.png")
+    assert p.error.startswith("shot.png: ambiguous: two different punks fit overlapping squares")
+    assert "Female 3 (Blue Eye Shadow, Stringy Hair) at [10, 10, 96, 96]" in p.error
+    assert "crop the picture to the one meant" in p.error and "\n" not in p.error
+    # the same punk found twice is one answer
+    c, d = model.predict_punks(punks.images[[1234, 1234]])
+    c.box, d.box = [10, 10, 96, 96], [11, 10, 96, 96]
+    assert len(_distinct([c, d], "shot.png")) == 1
+
+
+def test_cli_lists_every_punk_with_its_box(tmp_path, punks):
+    placed = [(1234, 30, 40, 96, Image.NEAREST), (8348, 200, 60, 192, Image.NEAREST)]
+    page(punks, placed).save(tmp_path / "shot.png")
+    tile(punks.images[5][:, ::-1].copy(), 96).save(tmp_path / "mirror.png")
+    r = CliRunner().invoke(cli, ["predict", str(tmp_path), "--format", "jsonl"])
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [(o["file"].split("/")[-1], o["box"], o["mirrored"]) for o in rows] == [
+        ("mirror.png", None, True), ("shot.png", [30, 40, 96, 96], False),
+        ("shot.png", [200, 60, 192, 192], False)]  # fmt: skip
+    r = CliRunner().invoke(cli, ["predict", str(tmp_path / "shot.png")])
+    assert r.stdout.splitlines()[0] == (
+        f"{tmp_path / 'shot.png'} [30, 40, 96, 96]: Female; Blue Eye Shadow, Stringy Hair"
+    )
