@@ -30,7 +30,7 @@ from .normalize import Normalized, _composite
 
 MIN_SIDE = 24  # a punk's square has at least one pixel per punk pixel
 LOSSLESS = ("PNG", "BMP", "GIF")
-MAX_COLOURS = 8  # background colours tried, commonest first
+MAX_COLOURS = 16  # background colours tried, commonest first
 MAX_RECTANGLES = 2000  # rectangles tried per colour at most (the largest first)
 
 
@@ -54,9 +54,10 @@ def squares(rgba: np.ndarray, has_alpha: bool, fmt: str) -> list[Square]:
     h, w = rgba.shape[:2]
     if min(h, w) < MIN_SIDE:
         return []
-    tol = 2 if fmt in LOSSLESS else 20
+    tol = 10 if fmt in LOSSLESS else 24  # a smoothed punk's outline leaks a few levels; JPEG
+    # bleeds the page's colour into a square's edge
     found: dict[tuple[int, int, int, int], Square] = {}
-    for colour in _colours(rgba, has_alpha, fmt):
+    for colour in _colours(rgba, has_alpha, fmt, tol):
         mask = _mask(rgba, colour, tol, has_alpha)
         hrun, vrun = _runs(mask), _runs(mask.T).T
         left = np.ones_like(mask)
@@ -78,9 +79,8 @@ def squares(rgba: np.ndarray, has_alpha: bool, fmt: str) -> list[Square]:
             if covered[y, x]:
                 continue
             rw, rh = int(hrun[y, x]), int(vrun[y, x])
-            sizes = {(rw, rh)}
-            if rw < rh:  # the top edge cut short (a hat smoothed into it): the left edge's square
-                sizes.add((rh, rh))
+            # an edge cut short (a hat or hair smoothed into it): the other edge's square
+            sizes = {(rw, rh), (max(rw, rh), max(rw, rh))}
             for sw, sh in sorted(sizes, reverse=True):
                 if x + sw > w or y + sh > h:
                     continue
@@ -97,8 +97,9 @@ def squares(rgba: np.ndarray, has_alpha: bool, fmt: str) -> list[Square]:
     return sorted(found.values(), key=lambda s: (s.y, s.x))
 
 
-def _colours(rgba: np.ndarray, has_alpha: bool, fmt: str) -> list[np.ndarray]:
-    """The commonest colours (RGBA int), enough of each to be a punk's background at x1."""
+def _colours(rgba: np.ndarray, has_alpha: bool, fmt: str, tol: int) -> list[np.ndarray]:
+    """The commonest colours (RGBA int), enough of each to be a punk's background at x1, each
+    more than `tol` from the others (JPEG noise spreads one colour over several)."""
     h, w = rgba.shape[:2]
     step = max(1, min(h, w) // 512)
     px = rgba[::step, ::step].reshape(-1, 4).astype(np.int64)
@@ -110,10 +111,12 @@ def _colours(rgba: np.ndarray, has_alpha: bool, fmt: str) -> list[np.ndarray]:
     uniq, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
     enough = 200 / step**2  # a x1 punk's square has 244 to 428 background pixels
     out = []
-    for k in np.argsort(-counts)[:MAX_COLOURS]:
-        if counts[k] < enough:
+    for k in np.argsort(-counts):
+        if counts[k] < enough or len(out) == MAX_COLOURS:
             break
-        out.append(np.rint(np.median(px[inverse == k], 0)).astype(np.int64))
+        colour = np.rint(np.median(px[inverse == k], 0)).astype(np.int64)
+        if all(np.abs(colour - c).max() > tol for c in out):
+            out.append(colour)
     return out
 
 
@@ -136,7 +139,7 @@ def _runs(mask: np.ndarray) -> np.ndarray:
 
 def _grid(cols, rows, x: int, y: int, w: int, h: int):
     """The rectangle cut into the most equal squares (n across, m down) whose left and right
-    columns are (almost) all the colour down the rectangle and whose top rows are mostly of it
+    columns are nine tenths the colour down the rectangle and whose top rows are mostly of it
     along it: [(x, y, w, h)] per square, or None."""
     for n in range(w // MIN_SIDE, 0, -1):
         side = w / n
@@ -149,7 +152,7 @@ def _grid(cols, rows, x: int, y: int, w: int, h: int):
         y1 = int(edges_y[-1])
         sides = np.concatenate([edges_x[:-1], edges_x[1:] - 1])
         down = (cols[y1, sides] - cols[y, sides]) / (y1 - y)
-        if down.min() < 0.95:
+        if down.min() < 0.9:
             continue
         along = (rows[edges_y[:-1], x + w] - rows[edges_y[:-1], x]) / w
         if along.min() < 0.85:
