@@ -1,6 +1,6 @@
 """Issue 10's figures: the on-chain string and the original's id of real punks read from renders.
 
-    PUNKTRAITS_DATA=../shared/data python benchmarks/collection.py [--n 10000] [--jpeg-n 1000]
+    PUNKTRAITS_DATA=../shared/data python benchmarks/collection.py [--n 10000] [--jpeg-n 1000] [--only x8jpeg]
 
 For every punk (or the first --n), renders ×1 PNG, ×8 PNG on the site blue and ×8 JPEG (q85) on
 the blue, predicts them with the shipped model, and counts: the on-chain string equal to
@@ -41,6 +41,12 @@ def main() -> None:
     ap.add_argument("--data-dir", default=os.environ.get(D.ENV_DATA))
     ap.add_argument("--n", type=int, default=10_000)
     ap.add_argument("--jpeg-n", type=int, default=10_000, help="punks read as ×8 JPEG")
+    ap.add_argument(
+        "--only",
+        choices=["x1", "x8png", "x8jpeg"],
+        action="append",
+        help="run only these renders (repeatable; default: all three)",
+    )
     args = ap.parse_args()
     punks = D.load(args.data_dir)
     model = Predictor(data_dir=args.data_dir)
@@ -52,8 +58,12 @@ def main() -> None:
         for i in range(len(punks))
     ]
     full = [", ".join([heads[i], *punks.layers[i]]) for i in range(len(punks))]
-    for label, scale, fmt, n in (("x1 PNG", 1, "PNG", args.n), ("x8 PNG", 8, "PNG", args.n),
-                                 ("x8 JPEG q85", 8, "JPEG", min(args.n, args.jpeg_n))):  # fmt: skip
+    renders = {
+        "x1": ("x1 PNG", 1, "PNG", args.n),
+        "x8png": ("x8 PNG", 8, "PNG", args.n),
+        "x8jpeg": ("x8 JPEG q85", 8, "JPEG", min(args.n, args.jpeg_n)),
+    }
+    for label, scale, fmt, n in [renders[k] for k in args.only or renders]:
         ids = range(n)
         t = time.perf_counter()
         preds = model.predict_batch(render(punks.images[i], scale, fmt) for i in ids)
@@ -71,6 +81,9 @@ def main() -> None:
             f"  original.id right: {originals:,}; verified: {sum(bool(p.verified) for p in preds):,}"
         )
         print(f"  refused: {len(refused)} {refused[:10]}; wrong strings: {len(wrong)} {wrong[:10]}")
+        lost = [(i, p.original and p.original["id"], p.nearest, p.verified, p.check)
+                for i, p in zip(ids, preds) if not (p.original and p.original["id"] == i)]  # fmt: skip
+        print(f"  original.id not right: {len(lost)} {lost[:10]}")
     hidden = np.flatnonzero(punks.hidden[: args.n].any(1))
     print(f"punks with a painted-over accessory ({len(hidden)}): {hidden.tolist()}")
 

@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 
 from punktraits import data as D
 from punktraits.cli import cli
-from punktraits.errors import RunError
+from punktraits.errors import PunktraitsError, RunError
 from punktraits.run import Run, TrainConfig, train
 
 THREE = ("Beanie", "Choker", "Pilot Helmet")
@@ -215,3 +215,38 @@ def test_evaluate_of_the_shipped_model_reproduces_its_metrics_byte_for_byte(data
     r = CliRunner().invoke(cli, ["evaluate", str(run), "--data-dir", str(data_dir)])
     assert r.exit_code == 0, r.output
     assert (run / "metrics.json").read_bytes() == (DEFAULT_MODEL / "metrics.json").read_bytes()
+
+
+# --- recipe settings (--set) ------------------------------------------------------------------
+
+
+def test_set_reaches_the_model_and_config(punks, tmp_path):
+    # A dry run on the real data: the drawn punks follow temper / any_pair, val_drawn are held out.
+    extra = {"hidden": 64, "temper": 0.5, "any_pair": 1, "val_drawn": 100}
+    train(punks, TrainConfig(dry_run=True, threads=2, extra=extra), tmp_path, progress=False)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["model"]["hidden"] == 64
+    assert config["settings"] == {"lr": 4e-3, "embed": 16, "width": 32, "hidden": 64,
+                                  "temper": 0.5, "any_pair": 1, "val_drawn": 100,
+                                  "stop_perfect": 0}  # fmt: skip
+    assert config["drawn"]["temper"] == 0.5 and config["drawn"]["pairs"] == "any one per slot"
+    weights = load_file(str(tmp_path / "model.safetensors"))
+    assert weights["head.1.weight"].shape[0] == 64
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--set", "bogus=1"], "--set bogus: not a setting of --recipe ours (its settings: lr, embed,"),
+    (["--set", "width"], "--set 'width': write KEY=NUMBER, e.g. --set width=64"),
+    (["--set", "width=wide"], "--set 'width=wide': write KEY=NUMBER"),
+    (["--recipe", "paper", "--set", "lr=1"], "--set lr: not a setting of --recipe paper (it has none)"),
+])  # fmt: skip
+def test_set_errors_say_what_to_write(args, message, data_dir, tmp_path):
+    r = CliRunner().invoke(cli, ["train", "--data-dir", str(data_dir), "--dry-run",
+                                 "--out", str(tmp_path / "run"), *args])  # fmt: skip
+    assert r.exit_code != 0
+    assert message in r.output
+
+
+def test_unknown_settings_are_refused_by_the_library(punks, tmp_path):
+    with pytest.raises(PunktraitsError, match=r"unknown setting\(s\) for --recipe ours: \['wdith'\]"):
+        train(punks, TrainConfig(dry_run=True, extra={"wdith": 64}), tmp_path, progress=False)

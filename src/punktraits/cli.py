@@ -153,9 +153,13 @@ def print_summary(metrics: dict, out: Path | None = None) -> None:
 )
 @click.option("--drawn", type=click.IntRange(min=0), default=None,
               help="Ours: new punks drawn by the sprites learned from the training split "
-              "(default 20,000; 0: none).")  # fmt: skip
-@click.option("--drawn-share", type=click.FloatRange(0, 0.9), default=0.5, show_default=True,
-              help="Ours: share of each epoch's punks that are drawn ones.")  # fmt: skip
+              "(default 60,000; 0: none).")  # fmt: skip
+@click.option("--drawn-share", type=click.FloatRange(0, 0.9), default=None,
+              help="Ours: share of each epoch's punks that are drawn ones (default 0.75).")  # fmt: skip
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+              help="Ours: a setting (repeatable): lr, embed, width, hidden; temper (drawn "
+              "accessories picked by frequency**temper), any_pair (0/1), val_drawn (drawn punks "
+              "held out to validate), stop_perfect (0/1). Recorded in config.json.")  # fmt: skip
 @click.option("--dry-run", is_flag=True, help="A tiny budget that runs every code path.")
 def train(
     data_dir,
@@ -171,6 +175,7 @@ def train(
     group,
     drawn,
     drawn_share,
+    settings,
     dry_run,
 ) -> None:
     """Train a model, evaluate it on the test split, write a run folder."""
@@ -179,9 +184,23 @@ def train(
     from .run import TrainConfig
     from .run import train as run_training
 
-    recipes.get(recipe)  # an unknown name fails before the data is loaded
+    chosen = recipes.get(recipe)  # an unknown name fails before the data is loaded
     if traits and recipe != "paper":
         raise click.UsageError("--traits applies to --recipe paper only")
+    extra = {}
+    for item in settings:
+        key, eq, value = item.partition("=")
+        try:
+            extra[key.strip()] = float(value)
+        except ValueError:
+            eq = ""
+        if not eq or not key.strip():
+            raise click.UsageError(f"--set {item!r}: write KEY=NUMBER, e.g. --set width=64")
+    unknown = sorted(set(extra) - set(chosen.knobs))
+    if unknown:
+        known = f"its settings: {', '.join(chosen.knobs)}" if chosen.knobs else "it has none"
+        raise click.UsageError(f"--set {', '.join(unknown)}: not a setting of --recipe {recipe} "
+                               f"({known})")  # fmt: skip
     cfg = TrainConfig(
         recipe=recipe,
         epochs=epochs,
@@ -195,6 +214,7 @@ def train(
         drawn=drawn,
         drawn_share=drawn_share,
         dry_run=dry_run,
+        extra=extra,
     )
     out = out or Path("runs") / f"{recipe}-seed{seed}"
     punks = D.load(data_dir)

@@ -52,6 +52,7 @@ import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -125,11 +126,25 @@ class Sprites:
 
     # -- lookups --------------------------------------------------------------------------------
 
-    def _version_index(self) -> dict[tuple[str, str], int]:
+    # Lookups and flat arrays are computed once per Sprites (they are immutable): drawing 60,000
+    # punks one at a time otherwise spends most of its time rebuilding them.
+    @cached_property
+    def _versions(self) -> dict[tuple[str, str], int]:
         return {v: len(self.heads) + j for j, v in enumerate(self.versions)}
 
-    def _layer(self) -> dict[str, int]:
+    def _version_index(self) -> dict[tuple[str, str], int]:
+        return self._versions
+
+    @cached_property
+    def _layers(self) -> dict[str, int]:
         return {a: k for k, a in enumerate(self.order)}
+
+    def _layer(self) -> dict[str, int]:
+        return self._layers
+
+    @cached_property
+    def _flat(self) -> tuple[np.ndarray, np.ndarray]:
+        return _flat(self.kind, self.colour)
 
     def stack(self, head: str, accessories: Iterable[str]) -> list[int]:
         """Sprite ids drawn for a punk, bottom first; raises PunktraitsError if one is missing."""
@@ -187,7 +202,14 @@ class Sprites:
     def render_many(
         self, combos: Sequence[tuple[str, Iterable[str]]], assume_clear: bool = False
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Many punks at once: images (N, 24, 24, 4) uint8 and known masks (N, 24, 24) bool."""
+        """Many punks at once: images (N, 24, 24, 4) uint8 and known masks (N, 24, 24) bool.
+
+        Drawn in chunks of 4,096 punks: the per-pixel temporaries of 150,000 punks at once
+        took gigabytes."""
+        if len(combos) > CHUNK:
+            parts = [self.render_many(combos[i : i + CHUNK], assume_clear)
+                     for i in range(0, len(combos), CHUNK)]  # fmt: skip
+            return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
         sid = np.full((len(combos), MAX_LAYERS), -1, np.int64)  # (N, L) sprite ids, bottom first
         unsettled = []  # (punk, layer, layer) whose order no training punk shows
         names = [a for a, _ in self.versions]
@@ -201,6 +223,9 @@ class Sprites:
                 for k, b in enumerate(drawn[j + 1 :], j + 1)
                 if (a, b) not in self.settled
             ]
+        sid = sid[
+            :, : max(1, int((sid >= 0).sum(1).max(initial=1)))
+        ]  # the -1 padding draws nothing
         img, known = draw(self, sid, assume_clear)  # (N, P), (N, P)
         for i, j, k in unsettled:  # a pixel is known only if both orders draw it the same
             swapped = sid[i].copy()
@@ -239,12 +264,17 @@ class Sprites:
         known_only: bool = True,
         assume_clear: bool = False,
         max_tries: int = 100,
+        temper: float = 1.0,
+        any_pair: bool = False,
     ) -> list[Combo]:
         """`n` new valid combinations (head, accessories in layer order), all different.
 
         Heads follow the training frequencies, the number of accessories the training histogram
         of the head's gender, and accessories are added one at a time with weights equal to how
-        often training punks of that gender wear them, among those `compatible` keeps allowed.
+        often training punks of that gender wear them raised to `temper` (1: as in training;
+        0.5 shows rare accessories more often; 0: all alike), among those `compatible` allows
+        (with `any_pair`, also pairs no training punk wears together, one per slot: where their
+        order is unsettled and it matters, the pixel is unknown, and `known_only` skips them).
         A combination in `exclude` (pairs (head, accessories); default: the training punks') is
         drawn again with the same head and count, and so, with `known_only`, is one with a pixel
         `render` cannot draw (with the same `assume_clear`). Gives up after `max_tries` draws
@@ -277,14 +307,15 @@ class Sprites:
                     )
                 chosen: list[str] = []
                 while len(chosen) < k:
+                    used = {slot[b] for b in chosen}
                     cands = [
                         (a, c) for a, c in by_gender[g]
-                        if slot[a] not in {slot[b] for b in chosen}
-                        and all(tuple(sorted((a, b))) in self.pairs for b in chosen)
+                        if slot[a] not in used
+                        and (any_pair or all(tuple(sorted((a, b))) in self.pairs for b in chosen))
                     ]  # fmt: skip
                     if not cands:
                         break
-                    w = np.array([c for _, c in cands], float)
+                    w = np.array([c for _, c in cands], float) ** temper
                     chosen.append(cands[rng.choice(len(cands), p=w / w.sum())][0])
                 key = combo_key(head, chosen)
                 if len(chosen) < k or key in banned or key in seen:
@@ -296,6 +327,24 @@ class Sprites:
                 out.append((head, acc))
                 break
         return out
+
+    def visible(self, combos: Sequence[Combo], images: np.ndarray | None = None) -> list[tuple]:
+        """The accessories of each combination that can be seen: drawing the punk without one
+        changes a pixel or leaves one that cannot be known (as hidden.csv defines it for the
+        collection). `images`: the combinations already rendered, to save drawing them again."""
+        if images is None:
+            images, _ = self.render_many(combos)
+        without = [(h, tuple(x for x in acc if x != a)) for h, acc in combos for a in acc]
+        if not without:
+            return [() for _ in combos]
+        others, known = self.render_many(without)
+        rows = np.repeat(np.arange(len(combos)), [len(acc) for _, acc in combos])  # (k,)
+        changed = ((others != images[rows]).any(-1) | ~known).any((1, 2))  # (k,)
+        out: list[list[str]] = [[] for _ in combos]
+        for r, a, c in zip(rows, [a for _, acc in combos for a in acc], changed):
+            if c:
+                out[r].append(a)
+        return [tuple(v) for v in out]
 
     # -- summary and persistence ----------------------------------------------------------------
 
@@ -393,6 +442,9 @@ def lookup(
     return np.where(found, values[at], 0).astype(np.uint32), found
 
 
+CHUNK = 4096  # punks drawn at once by render_many
+
+
 def _flat(kind: np.ndarray, colour: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(S, 24, 24) kinds and (S, 24, 24, 4) colours as (S + 1, P) arrays whose last row is a
     sprite that draws nothing (the padding id -1 indexes it)."""
@@ -432,9 +484,9 @@ def draw(
 
     Returns the images (N, P) uint32 packed RGBA and which pixels are known (N, P) bool.
     """
-    kind, colour = _flat(sprites.kind, sprites.colour)  # (S + 1, P) each
+    kind, colour = sprites._flat  # (S + 1, P) each, shared: never written to
     if assume_clear:
-        kind[kind == EITHER] = CLEAR
+        kind = np.where(kind == EITHER, CLEAR, kind)
     n = len(sid)
     cur = np.zeros((n, P), np.uint32)  # the transparent background
     known = np.ones((n, P), bool)

@@ -29,8 +29,8 @@ class TrainConfig:
     group: int | None = None  # paper recipe: nets side by side (None: all on CUDA, 1 on CPU)
     per_class: int = 8000  # paper recipe: oversampled positives (and negatives) per trait
     batch_size: int | None = None  # None: the recipe's default (paper 100, ours 64)
-    drawn: int | None = None  # ours: new punks drawn by the learned sprites (None: 20,000)
-    drawn_share: float = 0.5  # ours: share of each epoch's punks that are drawn ones
+    drawn: int | None = None  # ours: new punks drawn by the learned sprites (None: 60,000)
+    drawn_share: float | None = None  # ours: share of each epoch's punks drawn (None: 0.75)
     dry_run: bool = False  # a tiny budget that runs every code path (CI, smoke tests)
     extra: dict = field(default_factory=dict)  # recipe knobs recorded as given
 
@@ -54,6 +54,7 @@ class Recipe:
 
     name: ClassVar[str]
     help: ClassVar[str]  # one line for `punktraits train --help`
+    knobs: ClassVar[dict] = {}  # settings `train --set KEY=VALUE` may give, with their defaults
 
     def epochs(self, cfg: TrainConfig) -> int:
         """The epoch budget this run trains with (recorded in config.json)."""

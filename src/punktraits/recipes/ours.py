@@ -22,8 +22,17 @@ from .base import Recipe, Split, TrainConfig, load_state
 
 LR = 4e-3  # AdamW, one-cycle schedule
 PATIENCE = 4  # epochs without a better validation score before stopping
-DRAWN = 20_000  # new punks drawn with the sprites learned from the training split
-DRAWN_SHARE = 0.5  # share of each epoch's punks that are drawn ones
+DRAWN = 60_000  # new punks drawn with the sprites learned from the training split
+DRAWN_SHARE = 0.75  # share of each epoch's punks that are drawn ones
+BATCH = 128
+# Knobs a run may set in TrainConfig.extra (recorded in config.json), with their defaults.
+KNOBS = {
+    "lr": LR, "embed": 16, "width": 32, "hidden": 256,
+    "temper": 0.5,  # drawn accessories are picked by training frequency ** temper
+    "any_pair": 1,  # 1: drawn punks may pair accessories no training punk wears together
+    "val_drawn": 2000,  # drawn punks held out of training to join the validation part
+    "stop_perfect": 0,  # 1: stop at the first perfect validation score; 0: patience only
+}  # fmt: skip
 
 
 def rgba(images: np.ndarray) -> torch.Tensor:
@@ -86,15 +95,17 @@ class EarlyStopping:
     a better one or at a perfect score. Also records the training curves (monitoring only: the
     test split is never used to select)."""
 
-    def __init__(self, model, loss_fn, idx, target, y, val_ids, test_ids, steps, sched, bar):
+    def __init__(self, model, loss_fn, idx, target, y, val_ids, test_ids, steps, sched, bar,
+                 stop_perfect: bool = True):  # fmt: skip
         self.model, self.loss_fn, self.idx, self.target, self.y = model, loss_fn, idx, target, y
         self.val_ids, self.test_ids, self.steps, self.sched, self.bar = (
             val_ids, test_ids, steps, sched, bar)  # fmt: skip
+        self.stop_perfect = stop_perfect
         self.history: list[dict] = []
         self.losses: list[float] = []  # per step, for the report's training curves
         self.accuracies: list[float] = []
         self.best_score, self.best_epoch, self.best_state = -1.0, -1, None
-        self.t0 = time.perf_counter()
+        self.t0, self.cpu0 = time.perf_counter(), time.process_time()
 
     def on_step(self, s: Step) -> None:
         self.sched.step()
@@ -125,10 +136,11 @@ class EarlyStopping:
         self.bar.set_postfix_str(
             f"ep {epoch + 1} val F1 {score:.4f} ({int((f1 < 1).sum())} below 1)"
         )
-        if score > self.best_score:
+        # Without the perfect stop, a tie moves the best forward: later weights are more annealed.
+        if score > self.best_score or (not self.stop_perfect and score == self.best_score):
             self.best_score, self.best_epoch = score, epoch
             self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        return score >= 1.0 or epoch - self.best_epoch >= PATIENCE
+        return (self.stop_perfect and score >= 1.0) or epoch - self.best_epoch >= PATIENCE
 
 
 @dataclass
@@ -142,29 +154,24 @@ class Drawn:
 
 
 def draw_punks(punks: Punks, train_ids: np.ndarray, test_ids: np.ndarray, n: int,
-               seed: int) -> Drawn:  # fmt: skip
+               seed: int, temper: float = 1.0, any_pair: bool = False) -> Drawn:  # fmt: skip
     """`n` punks of new combinations (none is a training punk's), drawn with sprites learned from
     `train_ids` only; any that equals the image of a test punk is dropped (checked by hash)."""
     from ..sprites import sprites_for
 
     sprites = sprites_for(punks, train_ids)
-    combos = sprites.sample(n, np.random.default_rng([seed, 8]))
+    combos = sprites.sample(n, np.random.default_rng([seed, 8]), temper=temper, any_pair=any_pair)
     images, _ = sprites.render_many(combos)  # (n, 24, 24, 4); sample() keeps fully known ones
-    # An accessory is visible when drawing the punk without it changes a pixel (or leaves one
-    # that cannot be known), as hidden.csv defines it for the collection.
-    without = [(h, tuple(x for x in acc if x != a)) for h, acc in combos for a in acc]
-    others, known = sprites.render_many(without)
     labels = np.zeros((n, len(punks.traits)), np.uint8)
     kinds = [punks.traits.index(head.split()[0]) for head, _ in combos]
     labels[np.arange(n), kinds] = 1
-    rows = np.repeat(np.arange(n), [len(acc) for _, acc in combos])  # (k,) punk of each removal
-    cols = [punks.traits.index(a) for _, acc in combos for a in acc]
-    changed = ((others != images[rows]).any(-1) | ~known).any((1, 2))  # (k,)
-    labels[rows, cols] = changed
+    for i, shown in enumerate(sprites.visible(combos, images)):
+        labels[i, [punks.traits.index(a) for a in shown]] = 1
     outside = {img.tobytes() for img in punks.images[test_ids]}
     keep = np.array([img.tobytes() not in outside for img in images], bool)
     report = {
         "n": int(keep.sum()), "seed": seed, "sprites_learned_from": "the training split",
+        "temper": temper, "pairs": "any one per slot" if any_pair else "seen in training",
         "new_combinations": "none is the label set of a training punk",
         "equal_to_a_test_punk": int((~keep).sum()),
         "checked": f"RGBA bytes of every drawn punk against the {len(test_ids):,} test punks: "
@@ -176,6 +183,7 @@ def draw_punks(punks: Punks, train_ids: np.ndarray, test_ids: np.ndarray, n: int
 
 class Ours(Recipe):
     name = "ours"
+    knobs = KNOBS
     help = "one colour CNN for all 92 traits and the head, on real and drawn punks"
 
     def __init__(self):
@@ -192,6 +200,10 @@ class Ours(Recipe):
         palette = palette_of(torch.from_numpy(punks.images[fit_ids]))  # colours of training only
         return fit_ids, val_ids, palette
 
+    @staticmethod
+    def share(cfg: TrainConfig) -> float:
+        return DRAWN_SHARE if cfg.drawn_share is None else cfg.drawn_share
+
     def drawn(self, punks: Punks, cfg: TrainConfig, s: Split) -> Drawn | None:
         n = cfg.drawn if cfg.drawn is not None else (DRAWN if punks.layers is not None else 0)
         if cfg.dry_run:
@@ -201,14 +213,22 @@ class Ours(Recipe):
         if punks.layers is None:
             raise PunktraitsError("--drawn needs the collection's draw order (traits.csv)")
         key = (punks.sha256.get("punks.png"), s.train.tobytes(), n, cfg.seed)
+        temper = float(cfg.extra.get("temper", KNOBS["temper"]))
+        any_pair = bool(cfg.extra.get("any_pair", KNOBS["any_pair"]))
+        key += (temper, any_pair)
         if key not in self._drawn:
-            self._drawn = {key: draw_punks(punks, s.train, s.test, n, cfg.seed)}
+            self._drawn = {key: draw_punks(punks, s.train, s.test, n, cfg.seed, temper, any_pair)}
         return self._drawn[key]
 
     def describe(self, punks: Punks, cfg: TrainConfig, split: Split) -> dict:
         _, val_ids, palette = self._parts(punks, cfg, split)
         heads = len(HEADS) if punks.layers is not None else 0  # the real collection: skins known
-        model = PunkNet(len(palette), len(punks.traits), n_heads=heads)
+        unknown = set(cfg.extra) - set(KNOBS)
+        if unknown:
+            raise PunktraitsError(f"unknown setting(s) for --recipe ours: {sorted(unknown)}; "
+                                  f"known: {sorted(KNOBS)}")  # fmt: skip
+        size = {k: int(cfg.extra.get(k, KNOBS[k])) for k in ("embed", "width", "hidden")}
+        model = PunkNet(len(palette), len(punks.traits), n_heads=heads, **size)
         drawn = self.drawn(punks, cfg, split)
         return {
             "model": {"name": "PunkNet", **model.config()},
@@ -216,15 +236,16 @@ class Ours(Recipe):
             "heads": list(HEADS) if heads else [],
             "input": "rgba",
             "target": "visible" if punks.visible is not None else "official",
-            "batch_size": cfg.batch_size or 64,
+            "batch_size": cfg.batch_size or BATCH,
             "optimiser": {
                 "name": "AdamW",
-                "lr": float(cfg.extra.get("lr", LR)),
+                "lr": float(cfg.extra.get("lr", KNOBS["lr"])),
                 "weight_decay": 0.05,
                 "schedule": "onecycle",
             },  # fmt: skip
             "validation_ids": val_ids.tolist(),
-            "drawn": None if drawn is None else {**drawn.report, "share": cfg.drawn_share},
+            "settings": {k: cfg.extra.get(k, v) for k, v in KNOBS.items()},
+            "drawn": None if drawn is None else {**drawn.report, "share": self.share(cfg)},
         }
 
     def train(self, punks: Punks, cfg: TrainConfig, run: Path, config: dict, split: Split,
@@ -247,11 +268,17 @@ class Ours(Recipe):
             target = np.concatenate([target, drawn.labels])
             heads = np.concatenate([heads, drawn.heads])
             n_drawn = len(drawn.images)
-        model = PunkNet(len(palette), len(punks.traits), n_heads=len(config["heads"]))
+        spec = {k: v for k, v in config["model"].items() if k != "name"}
+        model = PunkNet(**spec)
         model.palette.copy_(palette)
         model.to(dev)
 
-        idx_all = model.colour_index(rgba(images).to(dev))  # (N, 24, 24), once
+        idx_all = torch.cat(
+            [
+                model.colour_index(rgba(images[i : i + 4096]).to(dev))
+                for i in range(0, len(images), 4096)
+            ]
+        )  # (N, 24, 24), once
         y = target if heads is None else np.concatenate([target, heads[:, None]], 1)
         y_all = torch.from_numpy(y.astype(np.int64)).to(dev)  # (N, T [+ 1])
         t = len(punks.traits)
@@ -263,7 +290,11 @@ class Ours(Recipe):
             hc = torch.bincount(y_all[fit_ids, t], minlength=len(HEADS)).float()
             head_weight = (hc.max() / hc.clamp(min=1)).sqrt()
         # Each epoch: the real training punks and, making up `share` of it, drawn ones.
-        share = cfg.drawn_share if n_drawn else 0.0
+        # The last `val_drawn` drawn punks are held out: they validate, never train.
+        n_val = min(int(cfg.extra.get("val_drawn", KNOBS["val_drawn"])), n_drawn // 2)
+        check_ids = np.concatenate([val_ids, np.arange(n_real + n_drawn - n_val, n_real + n_drawn)])
+        n_drawn -= n_val
+        share = self.share(cfg) if n_drawn else 0.0
         per_epoch = min(n_drawn, round(len(fit_ids) * share / max(1e-9, 1 - share)))
         opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
         steps = (len(fit_ids) + per_epoch + batch - 1) // batch
@@ -286,14 +317,18 @@ class Ours(Recipe):
                 yield idx_all[b], y_all[b]
 
         bar = tqdm(total=epochs * steps, desc="ours", unit="step", disable=not progress)
-        monitor = EarlyStopping(model, loss_fn, idx_all, target, y_all, val_ids, split.test,
-                                steps, sched, bar)  # fmt: skip
+        stop_perfect = bool(cfg.extra.get("stop_perfect", KNOBS["stop_perfect"]))
+        monitor = EarlyStopping(model, loss_fn, idx_all, target, y_all, check_ids, split.test,
+                                steps, sched, bar, stop_perfect)  # fmt: skip
         fit(model, batches, loss_fn, opt, epochs, monitor.on_step, monitor.on_epoch)
         bar.close()
         model.load_state_dict(monitor.best_state)
         write_json(run / "history.json", {
             "epochs": monitor.history, "best_epoch": monitor.best_epoch + 1,
             "train_seconds": round(time.perf_counter() - monitor.t0, 2), "steps_per_epoch": steps,
+            # CPU time of the whole process (all torch threads): on a shared machine, the share
+            # of the cores this run got is what wall time cannot tell.
+            "train_cpu_seconds": round(time.process_time() - monitor.cpu0, 2),
             "steps": {"loss": monitor.losses, "accuracy": monitor.accuracies},  # visible labels
         })  # fmt: skip
         save_weights(run / "model.safetensors", model.cpu().state_dict())
