@@ -50,6 +50,9 @@ def punk_url(i: int) -> str:
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp"}
 SCREEN_PIXELS = 4096 * 4096  # a picture searched for punks may be this large (punks.png: 2400^2)
 MAX_SQUARES = 400  # squares read with the normaliser per picture at most (exact cells: no limit)
+# A lossy file's square is found a pixel or two short on some sides (JPEG bleeds the page into
+# its edge): when one does not draw back, these (left, top, side) growths are tried in turn.
+GROW = ((0, 0, 0), (1, 1, 2), (1, 0, 1), (0, 1, 1), (1, 1, 1), (2, 2, 4))
 
 
 @dataclass
@@ -140,8 +143,9 @@ class Predictor:
     def predict_punks(self, punks: np.ndarray, infos: list | None = None,
                       names: list | None = None) -> list[Prediction]:  # fmt: skip
         """Predictions for already-normalised (N, 24, 24, 4) uint8 punks. One that does not draw
-        back exactly but whose left-right flip does is answered as the flip (`mirrored`): a
-        punk that draws back as it is is never called mirrored."""
+        back exactly but whose left-right flip does (or, refused as it is, whose flip is close
+        enough to answer) is answered as the flip (`mirrored`): a punk that draws back as it is
+        is never called mirrored."""
         infos = infos or [None] * len(punks)
         names = names or [None] * len(punks)
         out = self._answer(punks, infos, names)
@@ -152,7 +156,8 @@ class Predictor:
             again = self._answer(flipped, [infos[i] for i in wrong], [names[i] for i in wrong])
             read = punks.copy()
             for k, (i, p) in enumerate(zip(wrong, again)):
-                if p.verified:
+                # the flip draws back exactly, or is close where the image is refused as it is
+                if p.verified or (out[i].error is not None and p.error is None):
                     p.mirrored, out[i], read[i] = True, p, flipped[k]
         if self.originals is not None:
             for punk, p in zip(read, out):
@@ -321,8 +326,7 @@ class Predictor:
     def _search(self, image, name: str | None) -> list[Prediction]:
         """The punks in the squares locate.py proposes (not the whole image: it was tried).
         Exact cells are read in one batch; the others one by one with the normaliser, and a
-        lossy file's square that does not draw back is tried 1 and 2 pixels larger (JPEG blurs
-        the square's edge into its surroundings)."""
+        lossy file's square that does not draw back is tried a little larger (GROW)."""
         rgba, alpha, fmt, _, jpeg = open_image(image, name or "<bytes>", SCREEN_PIXELS)
         h, w = rgba.shape[:2]
         punks, infos, where = [], [], []
@@ -338,15 +342,15 @@ class Predictor:
                 infos.append(got[1])
                 where.append((sq.x, sq.y))
                 continue
-            grow = (0, 1, 2) if fmt not in LOSSLESS else (0,)
             best = None
-            for g in grow:
-                x, y, side = sq.x - g, sq.y - g, sq.w + 2 * g
-                if normalised >= MAX_SQUARES or x < 0 or y < 0 or x + side > w or y + side > h:
+            for a, b, c in GROW if fmt not in LOSSLESS else GROW[:1]:
+                x, y, side = sq.x - a, sq.y - b, sq.w + c
+                if normalised >= MAX_SQUARES:
                     break
+                if x < 0 or y < 0 or x + side > w or y + side > h:
+                    continue
                 normalised += 1
-                p = self._read_square(rgba, x, y, side, alpha, fmt, jpeg, name)
-                best = _better(best, p)
+                best = _better(best, self._read_square(rgba, x, y, side, alpha, fmt, jpeg, name))
                 if best is not None and best.verified:
                     break
             if best is not None:
@@ -362,24 +366,28 @@ class Predictor:
 
     def _read_square(self, rgba, x, y, side, alpha, fmt, jpeg, name) -> Prediction | None:
         """The answer for the square (x, y, side) of a picture, or None when it is no punk. A
-        JPEG's drawings are re-encoded with the file's blocks around the square."""
+        JPEG's square that does not draw back as read is read again with its drawings
+        re-encoded in the file's blocks around it (`_frame`; the answer that draws back closer
+        is kept)."""
         cell = rgba[y : y + side, x : x + side]
-        frame = None
-        if jpeg:
-            x0, y0 = x // 16 * 16, y // 16 * 16
-            x1, y1 = -(-(x + side) // 16) * 16, -(-(y + side) // 16) * 16
-            frame = (rgba[y0:y1, x0:x1, :3], x - x0, y - y0)
-        try:
-            punk, info = normalize_pixels(cell, alpha, fmt, self.palette, self.counts,
-                                          f"{name} [{x}, {y}, {side}, {side}]", jpeg=jpeg,
-                                          frame=frame)  # fmt: skip
-        except ImageError:
-            return None
-        p = self.predict_punk(punk, name, info)
-        if p.error is not None:
-            return None
-        p.box = _box(x, y, info)
-        return p
+        best = None
+        for tables in (None, jpeg) if jpeg else (None,):
+            frame = None
+            if tables:
+                frame = _frame(rgba, x, y, side)
+            try:
+                punk, info = normalize_pixels(cell, alpha, fmt, self.palette, self.counts,
+                                              f"{name} [{x}, {y}, {side}, {side}]", jpeg=tables,
+                                              frame=frame)  # fmt: skip
+            except ImageError:
+                continue
+            p = self.predict_punk(punk, name, info)
+            if p.error is None:
+                p.box = _box(x, y, info)
+                best = _better(best, p)
+                if p.verified:
+                    break
+        return best
 
     # -- explanation -----------------------------------------------------------------------
 
@@ -435,6 +443,22 @@ def expand_paths(paths: Iterable[str | os.PathLike]) -> list[Path]:
         else:
             out.append(p)
     return out
+
+
+def _frame(rgba: np.ndarray, x: int, y: int, side: int) -> tuple[np.ndarray, int, int]:
+    """The JPEG blocks (16x16) around a square as the file's encoder saw them, as far as can be
+    told: decoded pixels, the page around the square restored to its one colour where it is
+    within JPEG noise of it (a page is mostly flat; its decoded ringing would mislead)."""
+    x0, y0 = x // 16 * 16, y // 16 * 16
+    x1, y1 = -(-(x + side) // 16) * 16, -(-(y + side) // 16) * 16
+    around = rgba[y0:y1, x0:x1, :3].copy()
+    outside = np.ones(around.shape[:2], bool)
+    outside[y - y0 : y - y0 + side, x - x0 : x - x0 + side] = False
+    if outside.any():
+        page = np.median(around[outside], 0)
+        flat = outside & (np.abs(around.astype(np.int16) - page).max(-1) <= 24)
+        around[flat] = np.rint(page).astype(np.uint8)
+    return around, x - x0, y - y0
 
 
 def _box(x: int, y: int, info: Normalized) -> list[int]:
