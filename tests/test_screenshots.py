@@ -174,3 +174,30 @@ def test_cli_lists_every_punk_with_its_box(tmp_path, punks):
     assert r.stdout.splitlines()[0] == (
         f"{tmp_path / 'shot.png'} [30, 40, 96, 96]: Female; Blue Eye Shadow, Stringy Hair"
     )
+
+
+def test_the_api_crops_a_caption_and_refuses_a_grid(data_dir, punks):
+    from fastapi.testclient import TestClient
+
+    from punktraits.server import create_app
+
+    captioned = Image.new("RGB", (192, 240), (255, 255, 255))
+    captioned.paste(tile(punks.images[5][:, ::-1].copy(), 192), (0, 0))
+    ImageDraw.Draw(captioned).text((10, 210), "mirrored #5", fill=(0, 0, 0))
+    grid = Image.new("RGB", (192, 96))
+    grid.paste(tile(punks.images[1], 96), (0, 0))
+    grid.paste(tile(punks.images[2], 96), (96, 0))
+    with TestClient(create_app(data_dir=data_dir, gallery=False)) as client:
+
+        def post(im):
+            files = {"image": ("shot.png", encode(im), "image/png")}
+            return client.post("/api/predict", files=files)
+
+        r = post(captioned)
+        assert r.status_code == 200
+        body = r.json()
+        assert body["box"] == [0, 0, 192, 192] and body["mirrored"] is True
+        assert body["original"]["id"] == 5 and body["verified"] is True
+        r = post(grid)
+        assert r.status_code == 422
+        assert r.json()["error"].startswith("shot.png: 2 punks in it (a screenshot or a grid)")

@@ -57,7 +57,10 @@ def squares(rgba: np.ndarray, has_alpha: bool, fmt: str) -> list[Square]:
     tol = 10 if fmt in LOSSLESS else 24  # a smoothed punk's outline leaks a few levels; JPEG
     # bleeds the page's colour into a square's edge
     found: dict[tuple[int, int, int, int], Square] = {}
+    covered = np.zeros((h, w), bool)  # inside a grid already cut: its cells are known
     for colour in _colours(rgba, has_alpha, fmt, tol):
+        if covered.mean() > 0.9:
+            break  # a sheet of punks: the grid of the commonest colour is the picture
         mask = _mask(rgba, colour, tol, has_alpha)
         hrun, vrun = _runs(mask), _runs(mask.T).T
         left = np.ones_like(mask)
@@ -74,7 +77,6 @@ def squares(rgba: np.ndarray, has_alpha: bool, fmt: str) -> list[Square]:
         np.cumsum(mask, 0, out=cols[1:])
         rows = np.zeros((h, w + 1), np.int32)
         np.cumsum(mask, 1, out=rows[:, 1:])
-        covered = np.zeros((h, w), bool)  # inside a grid already cut: its cells are known
         for y, x in zip(ys[keep], xs[keep]):
             if covered[y, x]:
                 continue

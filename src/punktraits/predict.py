@@ -318,13 +318,15 @@ class Predictor:
             if isinstance(image, Image.Image):
                 image = self._png(image)
             try:
-                found = self._search(image, name)
+                found = self.search(image, name)
             except ImageError:
                 found = []  # unreadable as a picture too: the first error says why
             yield found or [p]
 
-    def _search(self, image, name: str | None) -> list[Prediction]:
-        """The punks in the squares locate.py proposes (not the whole image: it was tried).
+    def search(self, image, name: str | None = None) -> list[Prediction]:
+        """The punks in the squares locate.py proposes in a picture (not the whole image: `find`
+        tries that first), each with its box, in reading order; raises ImageError when the
+        picture cannot be decoded.
         Exact cells are read in one batch; the others one by one with the normaliser, and a
         lossy file's square that does not draw back is tried a little larger (GROW)."""
         rgba, alpha, fmt, _, jpeg = open_image(image, name or "<bytes>", SCREEN_PIXELS)

@@ -3,6 +3,8 @@
     GET  /                  the page (static/index.html: plain HTML, CSS and JS, nothing remote)
     GET  /api/health        the model that is loaded, and whether the gallery is available
     POST /api/predict       multipart `image` -> the same object as `predict --format json`
+                            (a punk with a caption or a frame: the punk found in it, with its
+                            box; a picture of several punks is refused: one answer per request)
     POST /api/explain       multipart `image` [, `trait`] -> {prediction, punk (PNG data URI),
                             heatmaps}
     GET  /api/gallery       the test punks of the model's split, with their errors
@@ -387,6 +389,33 @@ def create_app(
             raise HTTPException(e.status, str(e)) from None
         return punk, predictor.predict_punk(punk, name, info)
 
+    def predict_upload(data: bytes, name: str) -> Prediction:
+        """The answer for an upload; a picture that is not one punk is searched for one (a
+        caption or a frame around it): the one punk found is the answer, with its box."""
+        first: Prediction | HTTPException
+        try:
+            punk, info = predictor.to_punk(data, name)
+            first = predictor.predict_punk(punk, name, info)
+            if first.error is None:
+                return first
+        except ImageError as e:
+            if e.status != 422 or "smaller than" in str(e):
+                raise HTTPException(e.status, str(e)) from None
+            first = HTTPException(422, str(e))
+        try:
+            found = predictor.search(data, name)
+        except ImageError:
+            found = []
+        if len(found) > 1:
+            raise HTTPException(422, f"{name}: {len(found)} punks in it (a screenshot or a grid); "
+                                "send one per request, or use `punktraits predict`, which lists "
+                                "each with its box")  # fmt: skip
+        if found:
+            return found[0]
+        if isinstance(first, HTTPException):
+            raise first
+        return first  # drawn back, not a punk: its answer says why
+
     def formatted(p: Prediction, fmt: str) -> JSONResponse:
         """?format=json: the prediction; onchain: {file, onchain: punkAttributes string};
         opensea: OpenSea metadata (an original's name and page when the pixels are one)."""
@@ -447,7 +476,7 @@ def create_app(
             raise HTTPException(422, f"unknown format {shown(format, ECHO)}; use json, onchain "
                                      "or opensea")  # fmt: skip
         data, name, _ = await one_image(request)
-        return await kinds["predict"].run(lambda: formatted(predict_bytes(data, name)[1], format))
+        return await kinds["predict"].run(lambda: formatted(predict_upload(data, name), format))
 
     @app.post("/api/explain", openapi_extra={"requestBody": UPLOAD_BODY})
     async def explain(request: Request) -> dict:
