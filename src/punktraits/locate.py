@@ -13,7 +13,10 @@ So, for each of the picture's commonest colours (`_colours`):
 2. the rectangle is cut into the most squares (at least 24 pixels each) whose top rows and side
    columns are all that colour (`_grid`): lines through punks are not;
 3. a square is kept when it looks like a punk on that colour: between 15% and 80% of it not
-   background, some of it in its bottom row (`_plausible`).
+   background, some of it in its bottom row (`_plausible`), and, given the collection's
+   silhouette (the cells no punk ever paints, and those every punk paints), its cell centres
+   background where no punk paints and not where every punk does, as it is or mirrored
+   (`_shaped`): text, icons and photos seldom are, so few squares reach the normaliser.
 
 A whole-number nearest upscale in a lossless file (punks.png at x1, a x8 grid) is read without
 the normaliser: each cell is sliced and its colours looked up (`exact_punk`), so the 10,000 of
@@ -49,17 +52,19 @@ class Square:
         return [self.x, self.y, self.w, self.h]
 
 
-def squares(rgba: np.ndarray, has_alpha: bool, fmt: str) -> list[Square]:
-    """The squares of `rgba` (H, W, 4) uint8 that may show a punk, in reading order."""
+def squares(rgba: np.ndarray, has_alpha: bool, fmt: str,
+            silhouette: tuple[np.ndarray, np.ndarray] | None = None) -> list[Square]:  # fmt: skip
+    """The squares of `rgba` (H, W, 4) uint8 that may show a punk, in reading order.
+    `silhouette`: (24, 24) bool masks of the cells no punk paints and every punk paints."""
     h, w = rgba.shape[:2]
     if min(h, w) < MIN_SIDE:
         return []
     tol = 10 if fmt in LOSSLESS else 24  # a smoothed punk's outline leaks a few levels; JPEG
     # bleeds the page's colour into a square's edge
     found: dict[tuple[int, int, int, int], Square] = {}
-    covered = np.zeros((h, w), bool)  # inside a grid already cut: its cells are known
+    gridded = 0  # pixels inside grids of squares found
     for colour in _colours(rgba, has_alpha, fmt, tol):
-        if covered.mean() > 0.9:
+        if gridded > 0.9 * h * w:
             break  # a sheet of punks: the grid of the commonest colour is the picture
         mask = _mask(rgba, colour, tol, has_alpha)
         hrun, vrun = _runs(mask), _runs(mask.T).T
@@ -77,6 +82,7 @@ def squares(rgba: np.ndarray, has_alpha: bool, fmt: str) -> list[Square]:
         np.cumsum(mask, 0, out=cols[1:])
         rows = np.zeros((h, w + 1), np.int32)
         np.cumsum(mask, 1, out=rows[:, 1:])
+        covered = np.zeros((h, w), bool)  # inside a grid of this colour: its cells are known
         for y, x in zip(ys[keep], xs[keep]):
             if covered[y, x]:
                 continue
@@ -90,11 +96,16 @@ def squares(rgba: np.ndarray, has_alpha: bool, fmt: str) -> list[Square]:
                 if cells is None:
                     continue
                 for cx, cy, cw, ch in cells:
-                    if _plausible(mask[cy : cy + ch, cx : cx + cw]):
+                    part = mask[cy : cy + ch, cx : cx + cw]
+                    if _plausible(part) and (silhouette is None or _shaped(part, *silhouette)):
                         key = (cx, cy, cw, ch)
                         found.setdefault(key, Square(cx, cy, cw, ch, tuple(int(v) for v in colour)))
                 if len(cells) > 1:
                     covered[y : y + sh, x : x + sw] = True
+                    kept = sum(
+                        _plausible(mask[cy : cy + ch, cx : cx + cw]) for cx, cy, cw, ch in cells
+                    )
+                    gridded += sw * sh if kept == len(cells) else 0
                 break
     return sorted(found.values(), key=lambda s: (s.y, s.x))
 
@@ -171,6 +182,23 @@ def _plausible(mask: np.ndarray) -> bool:
     content = 1.0 - float(mask.mean())
     bottom = mask[h - max(1, h // 48) :]
     return 0.15 <= content <= 0.8 and not bool(bottom.all())
+
+
+def _shaped(mask: np.ndarray, never: np.ndarray, always: np.ndarray) -> bool:
+    """Whether the square's 24x24 cell centres are background (`mask`) where no punk paints and
+    painted where every punk does (nine tenths of each), as it is or mirrored."""
+    h, w = mask.shape
+    ys = ((np.arange(24) + 0.5) * h / 24).astype(int)
+    xs = ((np.arange(24) + 0.5) * w / 24).astype(int)
+    cells = mask[ys][:, xs]
+    return any(c[never].mean() >= 0.9 and (~c[always]).mean() >= 0.9
+               for c in (cells, cells[:, ::-1]))  # fmt: skip
+
+
+def silhouette(punks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(24, 24) bool: the cells no punk of (N, 24, 24, 4) paints, and those every one paints."""
+    painted = punks[..., 3] > 0
+    return ~painted.any(0), painted.all(0)
 
 
 def exact_punk(cell: np.ndarray, has_alpha: bool, fmt: str, palette: np.ndarray,

@@ -35,7 +35,7 @@ from .collection import Originals, Rarity, layered, punk_item
 from .data import TRAIT_INDEX, TYPES
 from .draw import render_explanation
 from .errors import DataError, ImageError, PunktraitsError, RunError
-from .locate import LOSSLESS, exact_punk, squares
+from .locate import LOSSLESS, exact_punk, silhouette, squares
 from .normalize import MAX_PIXELS, Normalized, normalize, normalize_pixels, open_image
 from .run import Run
 from .verify import Check, Verifier, likely_heads
@@ -53,6 +53,7 @@ MAX_SQUARES = 400  # squares read with the normaliser per picture at most (exact
 # A lossy file's square is found a pixel or two short on some sides (JPEG bleeds the page into
 # its edge): when one does not draw back, these (left, top, side) growths are tried in turn.
 GROW = ((0, 0, 0), (1, 1, 2), (1, 0, 1), (0, 1, 1), (1, 1, 1), (2, 2, 4))
+NEAR_MISS = 60  # differing pixels of a square's reading within which it is tried again
 
 
 @dataclass
@@ -92,6 +93,7 @@ class Predictor:
         self.verifier: Verifier | None = None
         self.originals: Originals | None = None
         self.rarity: Rarity | None = None
+        self.silhouette: tuple[np.ndarray, np.ndarray] | None = None
         self.unverified = "not checked (verify=False)"  # why answers are not drawn back
         if verify:
             self._collection(data_dir)
@@ -113,6 +115,7 @@ class Predictor:
             return
         self.unverified = None
         self.originals = Originals.from_punks(punks)
+        self.silhouette = silhouette(punks.images[self.run.split.train])  # for locate.squares
         self.rarity = Rarity.from_labels(punks.labels)
         self._hidden = punks.hidden
 
@@ -220,7 +223,9 @@ class Predictor:
             hp = None if head_prob is None else dict(zip(self.run.heads, head_prob[i]))
             tp = {t: p.probabilities.get(t, 0.0) for t in TYPES}
             likely = likely_heads(tp, hp)[:6]
-            answers.append((p.head or likely[0], p.accessories))
+            # a punk wears at most 7 accessories: the network's likeliest 7 are drawn first
+            acc = sorted(p.accessories, key=lambda a: -p.probabilities.get(a, 0.0))[:7]
+            answers.append((p.head or likely[0], acc))
             heads.append(likely)
         for p, c in zip(preds, self.verifier.check_many(punks, answers, heads)):
             if c.refused:
@@ -334,7 +339,7 @@ class Predictor:
         punks, infos, where = [], [], []
         found: list[Prediction] = []
         normalised = 0
-        for sq in squares(rgba, alpha, fmt):
+        for sq in squares(rgba, alpha, fmt, self.silhouette):
             if (sq.w, sq.h) == (w, h) and w * h <= MAX_PIXELS:
                 continue  # the whole image
             got = exact_punk(rgba[sq.y : sq.y + sq.h, sq.x : sq.x + sq.w], alpha, fmt,
@@ -353,9 +358,9 @@ class Predictor:
                     continue
                 normalised += 1
                 best = _better(best, self._read_square(rgba, x, y, side, alpha, fmt, jpeg, name))
-                if best is not None and best.verified:
-                    break
-            if best is not None:
+                if best is None or best.verified or _differing(best) > NEAR_MISS:
+                    break  # no punk there (larger squares are tried only for a near miss)
+            if best is not None and best.error is None:
                 found.append(best)
         if punks:
             for p, (x, y), info in zip(
@@ -367,7 +372,8 @@ class Predictor:
         return _distinct(found, name)
 
     def _read_square(self, rgba, x, y, side, alpha, fmt, jpeg, name) -> Prediction | None:
-        """The answer for the square (x, y, side) of a picture, or None when it is no punk. A
+        """The answer for the square (x, y, side) of a picture (its `error` set when it is drawn
+        back and refused), or None when the normaliser finds no punk in it. A
         JPEG's square that does not draw back as read is read again with its drawings
         re-encoded in the file's blocks around it (`_frame`; the answer that draws back closer
         is kept)."""
@@ -382,13 +388,12 @@ class Predictor:
                                               f"{name} [{x}, {y}, {side}, {side}]", jpeg=tables,
                                               frame=frame)  # fmt: skip
             except ImageError:
-                continue
+                break
             p = self.predict_punk(punk, name, info)
-            if p.error is None:
-                p.box = _box(x, y, info)
-                best = _better(best, p)
-                if p.verified:
-                    break
+            p.box = _box(x, y, info)
+            best = _better(best, p)
+            if p.verified or _differing(p) > NEAR_MISS:
+                break  # right, or no punk there: not worth re-encoding
         return best
 
     # -- explanation -----------------------------------------------------------------------
@@ -473,7 +478,12 @@ def _better(a: Prediction | None, b: Prediction | None) -> Prediction | None:
     """The answer that draws back closer (the first when equal)."""
     if a is None or b is None:
         return a or b
-    return b if b.check["differing_pixels"] < a.check["differing_pixels"] else a
+    return b if _differing(b) < _differing(a) else a
+
+
+def _differing(p: Prediction) -> int:
+    """Pixels where the answer's drawing differs from the image (0 when not drawn back)."""
+    return int((p.check or {}).get("differing_pixels") or 0)
 
 
 def _overlap(a: list[int], b: list[int]) -> float:
@@ -495,7 +505,7 @@ def _distinct(found: list[Prediction], name: str | None) -> list[Prediction]:
         return [(i, j) for i in range(b[0] // 64, (b[0] + b[2]) // 64 + 1)
                 for j in range(b[1] // 64, (b[1] + b[3]) // 64 + 1)]  # fmt: skip
 
-    for p in sorted(found, key=lambda p: (not p.verified, p.check["differing_pixels"])):
+    for p in sorted(found, key=lambda p: (not p.verified, _differing(p))):
         seen = {id(q): q for t in tiles(p.box) for q in near.get(t, [])}.values()
         other = next((q for q in seen if _overlap(p.box, q.box) > 0.5), None)
         if other is None:
