@@ -307,7 +307,10 @@ MODEL = click.option(
     "the CryptopunksData punkAttributes() string; opensea OpenSea metadata JSON.",
 )
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
-def predict(paths, model_dir, fmt, batch_size) -> None:
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="CPU threads for torch (default: torch's choice; on a busy machine 1 is "
+              "often fastest).")  # fmt: skip
+def predict(paths, model_dir, fmt, batch_size, threads) -> None:
     """Predict the traits of image files and folders (searched recursively).
 
     A picture that is not one punk (a page, a grid, a sheet like punks.png, a punk with a
@@ -319,6 +322,10 @@ def predict(paths, model_dir, fmt, batch_size) -> None:
 
     from .predict import expand_paths, load_model
 
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
     model = load_model(model_dir)
     files = expand_paths(paths)
     if not files:
