@@ -250,5 +250,7 @@ def test_set_errors_say_what_to_write(args, message, data_dir, tmp_path):
 
 
 def test_unknown_settings_are_refused_by_the_library(punks, tmp_path):
-    with pytest.raises(PunktraitsError, match=r"unknown setting\(s\) for --recipe ours: \['wdith'\]"):
+    with pytest.raises(
+        PunktraitsError, match=r"unknown setting\(s\) for --recipe ours: \['wdith'\]"
+    ):
         train(punks, TrainConfig(dry_run=True, extra={"wdith": 64}), tmp_path, progress=False)
