@@ -5,7 +5,16 @@ model = load_model()                    # the default model shipped with the pac
 model.predict("punk.png").accessories   # ['Earring', 'Blonde Bob', ...]
 """
 
-from .version import __version__
+import os
+
+# The normaliser's matrices are small (576 cells): numpy's BLAS threads only wait for each other,
+# and on a busy machine their spinning ate its CPU-time budget (a bicubic render read 3 pixels off
+# under load). One BLAS thread unless the user chose otherwise; this only takes effect when
+# punktraits is imported before numpy (the CLI, the server and the tests are).
+# (numpy's wheels use OpenBLAS; torch keeps its own threads, set by --threads.)
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+from .version import __version__  # noqa: E402
 
 __all__ = ["load_model", "Predictor", "Prediction", "__version__"]
 
