@@ -77,6 +77,20 @@ def test_a_wrong_answer_is_corrected_and_says_what_the_network_said(punks, split
     assert c.tried > 1
 
 
+def test_an_answer_a_punk_cannot_wear_is_searched_from_what_it_can(punks, split, verifier):
+    # Nine accessories, two hats among them: no punk wears that (at most 7, one per slot). The
+    # check starts from the first of each slot, at most 7, and finds the punk; before, drawing
+    # all of them raised and stopped the whole predict run.
+    i = next(int(i) for i in split[1] if len(punks.layers[i]) == 2 and "Earring" in punks.layers[i])
+    head = heads_of(punks)[i]
+    extra = ["Cap", "Top Hat", "Mole", "Smile", "Eye Patch", "Gold Chain", "Pipe", "Clown Nose"]
+    answer = list(punks.layers[i]) + [a for a in extra if a not in punks.layers[i]]
+    assert len(answer) >= 9
+    c = verifier.check(punks.images[i], head, answer)
+    assert c.verified, c
+    assert set(c.accessories) == visible(punks, i)
+
+
 def test_an_edited_punk_is_answered_unverified_with_the_pixels_that_differ(punks, split, model):
     i = int(split[1][0])
     punk = punks.images[i].copy()

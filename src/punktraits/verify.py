@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .data import HEADS, TYPES
-from .sprites import Sprites, gender
+from .sprites import MAX_LAYERS, Sprites, gender
 
 REFUSE = 12  # differing pixels beyond which an image is not a punk (real punks: 0; 1-2 px edits
 #              of a punk are answered, unverified; non-punks differ in 100s, see RESULTS)
@@ -129,9 +129,15 @@ class Verifier:
     def _start(self, head: str, accessories: list[str]) -> tuple[str, tuple[str, ...]]:
         legal = self._legal(head, tuple(accessories))
         if legal is None:  # e.g. a female-only accessory on a male head: drop what cannot be
+            # drawn, keep the first of each slot in the order given (the likeliest first) and at
+            # most the 7 a punk can wear; the search then adds or removes from there
             g = gender(head)
-            legal = tuple(a for a in self.sprites.order
-                          if a in accessories and (a, g) in self.sprites.versions)  # fmt: skip
+            slot = {a: k for k, group in enumerate(self.sprites.slots) for a in group}
+            kept: list[str] = []
+            for a in accessories:
+                if (a, g) in self.sprites.versions and slot.get(a) not in {slot[b] for b in kept}:
+                    kept.append(a)
+            legal = tuple(a for a in self.sprites.order if a in kept[: MAX_LAYERS - 1])
         return head, legal
 
     def _visible_only(self, punk, best):
