@@ -200,4 +200,18 @@ def test_the_api_crops_a_caption_and_refuses_a_grid(data_dir, punks):
         assert body["original"]["id"] == 5 and body["verified"] is True
         r = post(grid)
         assert r.status_code == 422
-        assert r.json()["error"].startswith("shot.png: 2 punks in it (a screenshot or a grid)")
+        assert r.json()["error"].startswith("shot.png: 2 punks in it (a screenshot or a grid); "
+                                            "POST it to /api/find")  # fmt: skip
+        # /api/find answers each punk of the grid with its box, in reading order
+        r = client.post("/api/find", files={"image": ("shot.png", encode(grid), "image/png")})
+        assert r.status_code == 200
+        body = r.json()
+        assert body["file"] == "shot.png"
+        assert [p["box"] for p in body["punks"]] == [[0, 0, 96, 96], [96, 0, 96, 96]]
+        assert [p["original"]["id"] for p in body["punks"]] == [1, 2]
+        assert all(p["verified"] for p in body["punks"])
+        # a picture without a punk: 422 with the reason
+        blank = Image.new("RGB", (300, 200), (250, 250, 250))
+        r = client.post("/api/find", files={"image": ("blank.png", encode(blank), "image/png")})
+        assert r.status_code == 422
+        assert r.json()["error"].startswith("blank.png: 300x200 is not square")

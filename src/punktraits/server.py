@@ -4,7 +4,9 @@
     GET  /api/health        the model that is loaded, and whether the gallery is available
     POST /api/predict       multipart `image` -> the same object as `predict --format json`
                             (a punk with a caption or a frame: the punk found in it, with its
-                            box; a picture of several punks is refused: one answer per request)
+                            box; a picture of several punks is refused: use /api/find)
+    POST /api/find          multipart `image` -> {file, punks: [...]}: every punk in a screenshot,
+                            a grid or a sheet, each as /api/predict's object with its `box`
     POST /api/explain       multipart `image` [, `trait`] -> {prediction, punk (PNG data URI),
                             heatmaps}
     GET  /api/gallery       the test punks of the model's split, with their errors
@@ -408,8 +410,7 @@ def create_app(
             found = []
         if len(found) > 1:
             raise HTTPException(422, f"{name}: {len(found)} punks in it (a screenshot or a grid); "
-                                "send one per request, or use `punktraits predict`, which lists "
-                                "each with its box")  # fmt: skip
+                                "POST it to /api/find, which answers each with its box")  # fmt: skip
         if found:
             return found[0]
         if isinstance(first, HTTPException):
@@ -477,6 +478,24 @@ def create_app(
                                      "or opensea")  # fmt: skip
         data, name, _ = await one_image(request)
         return await kinds["predict"].run(lambda: formatted(predict_upload(data, name), format))
+
+    @app.post("/api/find", openapi_extra={"requestBody": UPLOAD_BODY})
+    async def find(request: Request) -> dict:
+        """Every punk in a picture (a marketplace page, a grid, a sheet like punks.png): one
+        answer each, with its `box` [x, y, w, h], in reading order. A picture with none: 422 with
+        the reason."""
+        data, name, _ = await one_image(request)
+
+        def work() -> JSONResponse:
+            try:
+                found = predictor.find(data, name)
+            except ImageError as e:
+                return _error(e.status, str(e))
+            if len(found) == 1 and found[0].error:
+                return _error(422, found[0].error)
+            return answer({"file": name, "punks": [p.to_dict() for p in found]})
+
+        return await kinds["predict"].run(work)
 
     @app.post("/api/explain", openapi_extra={"requestBody": UPLOAD_BODY})
     async def explain(request: Request) -> dict:
