@@ -165,6 +165,39 @@ def test_page_several_files_make_a_table_and_a_csv(server, page, punks, tmp_path
     only_the_server(page, url, refused=1)  # the text file's 415
 
 
+def test_page_reads_every_punk_of_a_grid_with_its_box(server, page, punks, tmp_path):
+    # One file, two punks side by side: the page asks /api/find and makes a row per punk, with
+    # its box in the table and the CSV and the punk's square cut out as its thumbnail.
+    from PIL import Image
+
+    url = server
+    page.goto(url + "/")
+    grid = Image.new("RGBA", (192, 96), (0x63, 0x85, 0x96, 255))
+    for k, i in enumerate((3636, 8348)):
+        tile = Image.fromarray(punks.images[i], "RGBA").resize((96, 96), Image.NEAREST)
+        grid.alpha_composite(tile, (96 * k, 0))
+    path = tmp_path / "grid.png"
+    grid.convert("RGB").save(path)
+    page.set_input_files("#file", [str(path)])
+    page.wait_for_selector("#csv:enabled")
+    rows = page.eval_on_selector_all(
+        "#rows tr", "trs => trs.map(tr => [...tr.cells].map(td => td.textContent))"
+    )
+    assert [r[1] for r in rows] == ["grid.png [0, 0, 96, 96]", "grid.png [96, 0, 96, 96]"]
+    assert [r[2] for r in rows] == ["Zombie", "Male 2"]
+    assert [r[5] for r in rows] == ["#3636", "#8348"]
+    sizes = page.eval_on_selector_all(
+        "#rows img", "imgs => imgs.map(i => [i.naturalWidth, i.naturalHeight])"
+    )
+    assert sizes == [[96, 96], [96, 96]]
+    with page.expect_download() as info:
+        page.click("#csv")
+    table = list(csv.DictReader(io.StringIO(open(info.value.path(), encoding="utf-8").read())))
+    assert [(r["file"], r["box"], r["original"]) for r in table] == [
+        ("grid.png", "0 0 96 96", "3636"), ("grid.png", "96 0 96 96", "8348")]  # fmt: skip
+    only_the_server(page, url, refused=1)  # /api/explain's 422: two punks in one picture
+
+
 def test_page_accepts_several_dropped_files(server, page, punks):
     url = server
     page.goto(url + "/")
