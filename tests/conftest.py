@@ -3,6 +3,7 @@ unset, except under PUNKTRAITS_REQUIRE_DATA=1 (CI), where a missing folder is a 
 
 from __future__ import annotations
 
+import io
 import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -11,6 +12,14 @@ from pathlib import Path
 import pytest
 
 from punktraits import data as D
+from punktraits.normalize import collection_palette
+
+
+def encode(im, fmt="PNG", **kw) -> bytes:
+    """A Pillow image as the bytes of a file of `fmt` (the tests' renders)."""
+    buf = io.BytesIO()
+    im.save(buf, format=fmt, **kw)
+    return buf.getvalue()
 
 
 @pytest.fixture(autouse=True)
@@ -117,3 +126,9 @@ def page(browser):
     pg.log = PageLog(pg)
     yield pg
     context.close()
+
+
+@pytest.fixture(scope="session")
+def palette(punks):
+    """The collection's colours and their pixel counts, for normalising."""
+    return collection_palette(punks.images)

@@ -4,18 +4,18 @@ ship)."""
 
 from __future__ import annotations
 
-import io
 import os
 import time
 import tracemalloc
 
 import numpy as np
 import pytest
+from conftest import encode
 from PIL import Image
 
 from punktraits import normalize as N
 from punktraits.errors import ImageError
-from punktraits.normalize import FILTERS, MAX_PIXELS, collection_palette, normalize
+from punktraits.normalize import FILTERS, MAX_PIXELS, normalize
 
 BLUE = (0x63, 0x85, 0x96)
 
@@ -28,17 +28,6 @@ def render(punk, size, bg=BLUE, resample=Image.NEAREST):
     canvas = Image.new("RGBA", im.size, bg + (255,))
     canvas.alpha_composite(im)
     return canvas.convert("RGB")
-
-
-def encode(im, fmt="PNG", **kw) -> bytes:
-    buf = io.BytesIO()
-    im.save(buf, format=fmt, **kw)
-    return buf.getvalue()
-
-
-@pytest.fixture(scope="module")
-def palette(punks):
-    return collection_palette(punks.images)
 
 
 def read(data, palette, name="x.png"):

@@ -9,12 +9,13 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import encode
 from PIL import Image
 
 from punktraits import data as D
 from punktraits import load_model
 from punktraits.cli import cli
-from punktraits.normalize import ImageError, collection_palette, normalize
+from punktraits.normalize import ImageError, normalize
 
 BLUE = (0x63, 0x85, 0x96)
 
@@ -28,17 +29,6 @@ def render(punk, scale, bg=None, border=0, resample=Image.NEAREST, size=None):
     canvas = Image.new("RGBA", (side + 2 * border,) * 2, bg + (255,))
     canvas.alpha_composite(im, (border, border))
     return canvas.convert("RGB")
-
-
-def encode(im, fmt="PNG", **kw) -> bytes:
-    buf = io.BytesIO()
-    im.save(buf, format=fmt, **kw)
-    return buf.getvalue()
-
-
-@pytest.fixture(scope="module")
-def palette(punks):
-    return collection_palette(punks.images)
 
 
 @pytest.fixture(scope="module")

@@ -3,12 +3,12 @@ Every picture is made here from the real crops (the artwork is never stored in t
 
 from __future__ import annotations
 
-import io
 import json
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import encode
 from PIL import Image, ImageDraw
 
 from punktraits import load_model
@@ -30,12 +30,6 @@ def tile(punk, side, bg=BLUE, resample=Image.NEAREST) -> Image.Image:
     square = Image.new("RGBA", (side, side), bg + (255,))
     square.alpha_composite(im)
     return square.convert("RGB")
-
-
-def encode(im, fmt="PNG", **kw) -> bytes:
-    buf = io.BytesIO()
-    im.save(buf, format=fmt, **kw)
-    return buf.getvalue()
 
 
 def page(punks, placed) -> Image.Image:
