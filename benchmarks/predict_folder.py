@@ -30,6 +30,9 @@ def main() -> None:
     ap.add_argument("--data-dir", default=os.environ.get(D.ENV_DATA))
     ap.add_argument("--scale", type=int, default=8)
     ap.add_argument("--batch-size", type=int, default=256)
+    ap.add_argument(
+        "--threads", type=int, default=None, help="predict --threads (default: torch's)"
+    )
     args = ap.parse_args()
     punks = D.load(args.data_dir)
     with tempfile.TemporaryDirectory() as tmp:
@@ -43,6 +46,8 @@ def main() -> None:
             canvas.convert("RGB").save(folder / f"{i}.png")
         cmd = [sys.executable, "-m", "punktraits", "predict", str(folder), "--format", "json",
                "--batch-size", str(args.batch_size)]  # fmt: skip
+        if args.threads:
+            cmd += ["--threads", str(args.threads)]
         t = time.perf_counter()
         done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wall = time.perf_counter() - t

@@ -39,6 +39,32 @@ def model():
 # --- normalising, on variants of the real crops ----------------------------------------------
 
 
+def test_whole_number_nearest_pngs_skip_the_search_and_read_the_same(punks, palette, model,
+                                                                    monkeypatch):  # fmt: skip
+    # The same punk and the same account of it as the search gives...
+    renders = [encode(render(punks.images[i], k, bg)) for i in range(3, 10_000, 997)
+               for k, bg in ((1, None), (8, BLUE), (8, None), (3, (255, 200, 0)))]  # fmt: skip
+    searched = [normalize(r, *palette, name="x.png") for r in renders]
+    for r, (want, info) in zip(renders, searched):
+        got, got_info = model.to_punk(r, "x.png")
+        np.testing.assert_array_equal(got, want)
+        # the same account, but `snapped`: every pixel is a collection colour exactly, while the
+        # search, compositing in floats, counts a few half-transparent ones on a yellow as snapped
+        assert {**got_info.to_dict(), "snapped": None} == {**info.to_dict(), "snapped": None}
+        assert got_info.snapped == 0
+    # ...without the search: with it broken, these still read, and a JPEG (searched) does not.
+    import punktraits.normalize as N
+
+    def broken(*a, **k):
+        raise AssertionError("searched")
+
+    monkeypatch.setattr(N, "_normalize_pixels", broken)
+    for r in renders:
+        model.to_punk(r, "x.png")
+    with pytest.raises(AssertionError, match="searched"):
+        model.to_punk(encode(render(punks.images[3], 8, BLUE), "JPEG", quality=90), "x.jpg")
+
+
 @pytest.mark.parametrize("scale", range(1, 17))
 def test_every_scale_transparent_and_on_blue(punks, palette, scale):
     for i in range(scale, 10_000, 701):

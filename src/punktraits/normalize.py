@@ -695,16 +695,20 @@ MAX_SECONDS = 10.0  # an image taking longer is refused (none should come near t
 
 
 def normalize(
-    source, palette: np.ndarray, counts: np.ndarray | None = None, name: str | None = None
-) -> tuple[np.ndarray, Normalized]:
+    source, palette: np.ndarray, counts: np.ndarray | None = None, name: str | None = None,
+    exact=None,
+) -> tuple[np.ndarray, Normalized]:  # fmt: skip
     """The 24x24 RGBA uint8 punk that `source` (a path or bytes) shows, and how it was found.
 
     `palette` is the collection's RGBA colours (P, 4) uint8, transparent (0,0,0,0) included;
     `counts` how many pixels of the collection have each (a prior for noisy images).
+    `exact(rgba, has_alpha, fmt)`: a cheap reading tried first on a decoded image that needed no
+    note (locate.exact_punk: a whole-number nearest upscale in a lossless file, 0.3 ms instead of
+    the search's ~12 ms); None from it means "search".
     """
     name = name or (str(source) if isinstance(source, (str, os.PathLike)) else "<bytes>")
     try:
-        return _normalize(source, palette, counts, name)
+        return _normalize(source, palette, counts, name, exact)
     except ImageError:
         raise
     except (ArithmeticError, LookupError, MemoryError, OSError, ValueError, struct.error) as e:
@@ -795,9 +799,13 @@ def normalize_pixels(
         raise ImageError(f"{name}: could not be read as a punk ({reason})") from e
 
 
-def _normalize(source, palette, counts, name: str) -> tuple[np.ndarray, Normalized]:
+def _normalize(source, palette, counts, name: str, exact=None) -> tuple[np.ndarray, Normalized]:
     clock = _Clock(name)
     rgba, has_alpha, fmt, notes, jpeg = open_image(source, name)
+    if exact is not None and not notes:
+        found = exact(rgba, has_alpha, fmt)
+        if found is not None:
+            return found
     return _normalize_pixels(rgba, has_alpha, fmt, notes, jpeg, palette, counts, name, clock)
 
 

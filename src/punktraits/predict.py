@@ -141,7 +141,10 @@ class Predictor:
             return image, None
         if isinstance(image, Image.Image):
             image = self._png(image)
-        return normalize(image, self.palette, self.counts, name=name)
+        return normalize(image, self.palette, self.counts, name=name, exact=self._exact)
+
+    def _exact(self, rgba: np.ndarray, has_alpha: bool, fmt: str):
+        return exact_punk(rgba, has_alpha, fmt, self.palette, self.counts)
 
     @staticmethod
     def _png(image: Image.Image) -> bytes:
