@@ -23,6 +23,7 @@ background) and the drop of the trait's score is that pixel's heat.
 from __future__ import annotations
 
 import io
+import itertools
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -80,6 +81,13 @@ class Prediction:
         d = asdict(self)
         del d["drawn"]
         return d
+
+
+def _chunks(items: Iterable, size: int) -> Iterator[list]:
+    """Lists of `size` items (the last may be shorter), read lazily: a folder stays a stream."""
+    it = iter(items)
+    while chunk := list(itertools.islice(it, size)):
+        yield chunk
 
 
 _TABLES: dict[tuple, tuple[Originals, Rarity]] = {}
@@ -272,13 +280,7 @@ class Predictor:
 
     def iter_predict(self, images: Iterable, batch_size: int = 256) -> Iterator[Prediction]:
         """Stream predictions in input order, `batch_size` images in memory at a time."""
-        chunk: list = []
-        for image in images:
-            chunk.append(image)
-            if len(chunk) == batch_size:
-                yield from self._predict_chunk(chunk)
-                chunk = []
-        if chunk:
+        for chunk in _chunks(images, batch_size):
             yield from self._predict_chunk(chunk)
 
     def _predict_chunk(self, images: list, given: list | None = None) -> list[Prediction]:
@@ -319,13 +321,7 @@ class Predictor:
 
     def iter_find(self, images: Iterable, batch_size: int = 256) -> Iterator[list[Prediction]]:
         """`find` for many images, in input order: a list of answers per image."""
-        chunk: list = []
-        for image in images:
-            chunk.append(image)
-            if len(chunk) == batch_size:
-                yield from self._find_chunk(chunk)
-                chunk = []
-        if chunk:
+        for chunk in _chunks(images, batch_size):
             yield from self._find_chunk(chunk)
 
     def _find_chunk(self, images: list, names: list | None = None) -> Iterator[list[Prediction]]:
