@@ -552,8 +552,9 @@ def character(rng: Rng, ctx: Ctx) -> tuple[np.ndarray, str]:
     return art, "made-up punk-style figure, colours off the punk palette: " + ", ".join(parts)
 
 
-def docs_figure(rng: Rng, ctx: Ctx) -> tuple[np.ndarray, str]:
-    """The made-up figure of docs/screenshots.py (`figure()`), pixel for pixel."""
+def figure_pixels() -> np.ndarray:
+    """A made-up 24x24 RGBA figure (a round head with a cap and glasses; not a punk): the one
+    docs/screenshots.py shows in docs/serve.png."""
     im = np.zeros((24, 24, 4), np.uint8)
     skin, dark, cap, lens = (219, 177, 128, 255), (0, 0, 0, 255), (40, 90, 200, 255), (80, 200, 220, 255)  # fmt: skip
     yy, xx = np.mgrid[:24, :24]
@@ -563,7 +564,12 @@ def docs_figure(rng: Rng, ctx: Ctx) -> tuple[np.ndarray, str]:
     im[4:8, 5:19], im[7, 3:19] = cap, cap
     im[11:13, 7:11], im[11:13, 13:17], im[11, 11:13] = lens, lens, dark
     im[17, 10:15] = dark
-    return im, "the figure of docs/screenshots.py (docs/serve.png)"
+    return im
+
+
+def docs_figure(rng: Rng, ctx: Ctx) -> tuple[np.ndarray, str]:
+    """The made-up figure of docs/screenshots.py, pixel for pixel."""
+    return figure_pixels(), "the figure of docs/screenshots.py (docs/serve.png)"
 
 
 def _premultiplied_mean(a: np.ndarray, b: np.ndarray) -> np.ndarray:

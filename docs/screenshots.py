@@ -20,13 +20,15 @@ import time
 import urllib.request
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 from playwright.sync_api import sync_playwright
 
 from punktraits import data as D
 from punktraits.report import build
 from punktraits.run import DEFAULT_MODEL
+
+sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))
+from notpunks import figure_pixels  # noqa: E402  (the not-a-punk set uses the same figure)
 
 DOCS = Path(__file__).parent
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -35,17 +37,10 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
 
 def figure() -> bytes:
     """An original 24x24 pixel figure (a round head with a cap and glasses), x10, as PNG."""
-    im = np.zeros((24, 24, 4), np.uint8)
-    skin, dark, cap, lens = (219, 177, 128, 255), (0, 0, 0, 255), (40, 90, 200, 255), (80, 200, 220, 255)  # fmt: skip
-    yy, xx = np.mgrid[:24, :24]
-    head = ((yy - 13) / 8.5) ** 2 + ((xx - 12) / 6.5) ** 2 <= 1
-    edge = head & ~(((yy - 13) / 7.5) ** 2 + ((xx - 12) / 5.5) ** 2 <= 1)
-    im[head], im[edge] = skin, dark
-    im[4:8, 5:19], im[7, 3:19] = cap, cap
-    im[11:13, 7:11], im[11:13, 13:17], im[11, 11:13] = lens, lens, dark
-    im[17, 10:15] = dark
     buf = io.BytesIO()
-    Image.fromarray(im, "RGBA").resize((240, 240), Image.NEAREST).save(buf, format="PNG")
+    Image.fromarray(figure_pixels(), "RGBA").resize((240, 240), Image.NEAREST).save(
+        buf, format="PNG"
+    )
     return buf.getvalue()
 
 
