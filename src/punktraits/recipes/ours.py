@@ -35,6 +35,11 @@ KNOBS = {
 }  # fmt: skip
 
 
+def settings(cfg: TrainConfig) -> dict:
+    """The run's KNOBS: those given in cfg.extra (`train --set`), the defaults for the rest."""
+    return {k: cfg.extra.get(k, v) for k, v in KNOBS.items()}
+
+
 def rgba(images: np.ndarray) -> torch.Tensor:
     """Our input: RGBA scaled to [0, 1], channels first. (N, 4, 24, 24) float32."""
     return torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255.0).contiguous()
@@ -213,8 +218,7 @@ class Ours(Recipe):
         if punks.layers is None:
             raise PunktraitsError("--drawn needs the collection's draw order (traits.csv)")
         key = (punks.sha256.get("punks.png"), s.train.tobytes(), n, cfg.seed)
-        temper = float(cfg.extra.get("temper", KNOBS["temper"]))
-        any_pair = bool(cfg.extra.get("any_pair", KNOBS["any_pair"]))
+        temper, any_pair = float(settings(cfg)["temper"]), bool(settings(cfg)["any_pair"])
         key += (temper, any_pair)
         if key not in self._drawn:
             self._drawn = {key: draw_punks(punks, s.train, s.test, n, cfg.seed, temper, any_pair)}
@@ -227,7 +231,7 @@ class Ours(Recipe):
         if unknown:
             raise PunktraitsError(f"unknown setting(s) for --recipe ours: {sorted(unknown)}; "
                                   f"known: {sorted(KNOBS)}")  # fmt: skip
-        size = {k: int(cfg.extra.get(k, KNOBS[k])) for k in ("embed", "width", "hidden")}
+        size = {k: int(settings(cfg)[k]) for k in ("embed", "width", "hidden")}
         model = PunkNet(len(palette), len(punks.traits), n_heads=heads, **size)
         drawn = self.drawn(punks, cfg, split)
         return {
@@ -239,12 +243,12 @@ class Ours(Recipe):
             "batch_size": cfg.batch_size or BATCH,
             "optimiser": {
                 "name": "AdamW",
-                "lr": float(cfg.extra.get("lr", KNOBS["lr"])),
+                "lr": float(settings(cfg)["lr"]),
                 "weight_decay": 0.05,
                 "schedule": "onecycle",
             },  # fmt: skip
             "validation_ids": val_ids.tolist(),
-            "settings": {k: cfg.extra.get(k, v) for k, v in KNOBS.items()},
+            "settings": settings(cfg),
             "drawn": None if drawn is None else {**drawn.report, "share": self.share(cfg)},
         }
 
@@ -291,7 +295,7 @@ class Ours(Recipe):
             head_weight = (hc.max() / hc.clamp(min=1)).sqrt()
         # Each epoch: the real training punks and, making up `share` of it, drawn ones.
         # The last `val_drawn` drawn punks are held out: they validate, never train.
-        n_val = min(int(cfg.extra.get("val_drawn", KNOBS["val_drawn"])), n_drawn // 2)
+        n_val = min(int(settings(cfg)["val_drawn"]), n_drawn // 2)
         check_ids = np.concatenate([val_ids, np.arange(n_real + n_drawn - n_val, n_real + n_drawn)])
         n_drawn -= n_val
         share = self.share(cfg) if n_drawn else 0.0
@@ -317,7 +321,7 @@ class Ours(Recipe):
                 yield idx_all[b], y_all[b]
 
         bar = tqdm(total=epochs * steps, desc="ours", unit="step", disable=not progress)
-        stop_perfect = bool(cfg.extra.get("stop_perfect", KNOBS["stop_perfect"]))
+        stop_perfect = bool(settings(cfg)["stop_perfect"])
         monitor = EarlyStopping(model, loss_fn, idx_all, target, y_all, check_ids, split.test,
                                 steps, sched, bar, stop_perfect)  # fmt: skip
         fit(model, batches, loss_fn, opt, epochs, monitor.on_step, monitor.on_epoch)
