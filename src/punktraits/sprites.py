@@ -129,18 +129,12 @@ class Sprites:
     # Lookups and flat arrays are computed once per Sprites (they are immutable): drawing 60,000
     # punks one at a time otherwise spends most of its time rebuilding them.
     @cached_property
-    def _versions(self) -> dict[tuple[str, str], int]:
+    def _version_index(self) -> dict[tuple[str, str], int]:
         return {v: len(self.heads) + j for j, v in enumerate(self.versions)}
 
-    def _version_index(self) -> dict[tuple[str, str], int]:
-        return self._versions
-
     @cached_property
-    def _layers(self) -> dict[str, int]:
-        return {a: k for k, a in enumerate(self.order)}
-
     def _layer(self) -> dict[str, int]:
-        return self._layers
+        return {a: k for k, a in enumerate(self.order)}
 
     @cached_property
     def _flat(self) -> tuple[np.ndarray, np.ndarray]:
@@ -151,7 +145,7 @@ class Sprites:
         if head not in self.heads:
             raise PunktraitsError(f"unknown head {head!r}; expected one of {', '.join(self.heads)}")
         acc = list(accessories)
-        layer, versions, g = self._layer(), self._version_index(), gender(head)
+        layer, versions, g = self._layer, self._version_index, gender(head)
         for a in acc:
             if a not in layer:
                 raise PunktraitsError(
@@ -285,7 +279,7 @@ class Sprites:
         p_head = np.array([self.head_counts[h] for h in heads], float)
         p_head /= p_head.sum()
         slot = {a: k for k, group in enumerate(self.slots) for a in group}
-        layer = self._layer()
+        layer = self._layer
         by_gender = {
             g: [(a, int(c)) for (a, vg), c in zip(self.versions, self.version_counts) if vg == g]
             for g in GENDERS
