@@ -16,25 +16,17 @@ import time
 
 import numpy as np
 import torch
+from sweep_ours import network_exact, new_punks  # the same scoring as the sweep's
 
 from punktraits import data as D
 from punktraits.predict import Predictor
-from punktraits.sprites import heads_of, sprites_for
+from punktraits.sprites import heads_of
 
 
 def score(name: str, model: Predictor, images: np.ndarray, heads: list[str], visible: list[set]):
     t = time.perf_counter()
-    prob, head_prob = model.run.predict(images)
+    net_right = network_exact(model.run, images, heads, visible)
     net_s = time.perf_counter() - t
-    pred = model.run.decide(prob)
-    traits = model.traits
-    net_heads = [model.run.heads[k] for k in head_prob.argmax(1)] if head_prob is not None else None
-    net_right = [
-        {traits[j] for j in np.flatnonzero(pred[i]) if j >= len(D.TYPES)} == visible[i]
-        and traits[int(prob[i, : len(D.TYPES)].argmax())] == heads[i].split()[0]
-        and (net_heads is None or net_heads[i] == heads[i])
-        for i in range(len(images))
-    ]
     t = time.perf_counter()
     preds = model.predict_punks(images)
     all_s = time.perf_counter() - t
@@ -71,13 +63,8 @@ def main() -> None:
     score("test split", model, punks.images[test], [heads[i] for i in test], vis)
 
     # New combinations: none of the 10,000 label sets, drawn with sprites of the training split.
-    train = model.run.split.train
-    sprites = sprites_for(punks, train)
-    everyone = list(zip(heads, punks.layers))
-    combos = sprites.sample(args.n, np.random.default_rng(args.seed), exclude=everyone)
-    images, _ = sprites.render_many(combos)
-    vis = [set(v) for v in sprites.visible(combos, images)]
-    score(f"new combinations (seed {args.seed})", model, images, [h for h, _ in combos], vis)
+    images, new_heads, vis = new_punks(punks, model.run.split.train, args.n, args.seed)
+    score(f"new combinations (seed {args.seed})", model, images, new_heads, vis)
 
 
 if __name__ == "__main__":
