@@ -29,12 +29,14 @@ raises on an input becomes an ImageError naming the file.
 
 from __future__ import annotations
 
+import copy
 import io
 import os
 import stat
 import struct
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from functools import cached_property, lru_cache
 
 import numpy as np
@@ -63,11 +65,60 @@ class Normalized:
     snapped: int  # punk pixels whose colour was not exactly a palette colour on the background
     notes: list[str] = field(default_factory=list)  # e.g. "GIF: first of 3 frames"
     filter: str = "nearest"  # how it was resized, as far as can be told: a key of FILTERS
+    fit: Fit | None = field(default=None, repr=False, compare=False)  # scores whole drawings
+    # against the image (None: the image was read exactly, nothing to weigh)
 
     def to_dict(self) -> dict:
         """Plain JSON types (tuples become lists), as `predict --format json` prints it."""
-        d = asdict(self)
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "fit"}
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+
+@dataclass(frozen=True, eq=False)
+class Fit:
+    """How well a whole 24x24 punk explains an image, drawn the way the image was drawn (its
+    grid, filter and background; linear: Pillow's rounding and clipping aside): the squared
+    error over the samples the normaliser compared. A lossy or smoothed image may not give back
+    every pixel, yet among whole drawings (a head and its accessories) the one that explains
+    the image best is still told apart: this is what `verify` weighs them with.
+
+    error(V) = sum over channels of |wy V wx' - r|^2 = <V, gy V gx> - 2 <V, b> + |r|^2, with V
+    the punk relative to the background (premultiplied RGB and alpha where the image kept its
+    transparency) and r the samples likewise: 24x24 products, not image-sized ones."""
+
+    gy: np.ndarray  # (24, 24) wy' wy
+    gx: np.ndarray  # (24, 24) wx' wx
+    b: np.ndarray  # (24, 24, C) wy' r wx
+    const: float  # |r|^2
+    bg: np.ndarray | None  # (3,) the background, or None: compared with transparency
+    samples: int  # values compared (samples x channels)
+    reencode: Callable[..., np.ndarray] | None = None  # a small lossy image: punks (N, 24, 24,
+    #   4) -> (N,) mean |drawing re-encoded with the file's own encoder - file|; the drawing
+    #   (filter, background) is settled on the first punk of the first call (or of a call
+    #   with again=True)
+
+    @classmethod
+    def of(cls, d: _Drawing, reencode=None) -> Fit:
+        alpha = d.kind == "alpha"
+        r = d.y if alpha else d.y - d.bg
+        return cls(d.wy.T @ d.wy, d.wx.T @ d.wx, _project(d.wy, r, d.wx), float((r * r).sum()),
+                   None if alpha else d.bg.astype(np.float64), int(r.size), reencode)  # fmt: skip
+
+    def errors(self, punks: np.ndarray) -> np.ndarray:
+        """(N,) squared errors of (N, 24, 24, 4) uint8 punks."""
+        q = punks.astype(np.float64)
+        a = q[..., 3:] / 255.0
+        v = np.concatenate([q[..., :3] * a, q[..., 3:]], -1)
+        if self.bg is not None:
+            v = q[..., :3] * a - self.bg * a  # shown on bg, minus bg
+        v = np.ascontiguousarray(v.transpose(0, 3, 1, 2))  # (N, C, 24, 24)
+        quad = ((self.gy @ v) * (v @ self.gx)).sum((1, 2, 3))  # <V, gy V gx>, gx symmetric
+        cross = v.reshape(len(v), -1) @ self.b.transpose(2, 0, 1).ravel()
+        return quad - 2 * cross + self.const
+
+    def rms(self, punks: np.ndarray) -> np.ndarray:
+        """(N,) root mean squared error per value compared."""
+        return np.sqrt(np.maximum(self.errors(punks), 0.0) / self.samples)
 
 
 def read_bytes(source, name: str) -> bytes:
@@ -687,6 +738,9 @@ SAMPLES = 192  # at most this many rows and columns are compared (8 a cell), eac
 MAX_MISFIT = 24.0  # RMS difference between the image and the punk's drawing above which the
 # image is not a drawing of a punk (JPEG q70 noise is ~3; a photo ~30)
 CODEC_PIXELS = 1024 * 1024  # larger JPEG and WebP images are not re-encoded to check them
+REENCODE_PIXELS = 96 * 96  # smaller lossy images keep what weighs whole drawings by
+# re-encoding them (Fit.reencode): where noise blurs a colour across cells, the linear fit can
+# prefer a wrong accessory; re-encoded, the right one gives the file back
 CODEC_ENCODE_PIXELS = 8_000_000  # pixels re-encoded per image at most (~0.2 s)
 MAX_ENCODES = 200  # and re-encodings
 WEBP_QUALITIES = (80, 75, 90, 85, 70, 95, 100)  # tried in this order: Pillow's default first
@@ -718,11 +772,13 @@ def normalize(
         raise ImageError(f"{name}: could not be read as a punk ({reason})") from e
 
 
-def _background(est: np.ndarray, y: np.ndarray, ay: _Axis, ax: _Axis, name: str) -> np.ndarray:
+def _background(est: np.ndarray, y: np.ndarray, ay: _Axis, ax: _Axis, name: str,
+                spread: float = 16.0) -> np.ndarray:  # fmt: skip
     """The background colour (int RGB): the four corner cells of a punk are always background
-    (and so is a border around it). Refuses an image whose corners differ (a gradient, a photo)."""
+    (and so is a border around it). Refuses an image whose corners differ by more than
+    `spread` levels (a gradient, a photo)."""
     corners = est[[0, 0, 23, 23], [0, 23, 0, 23]]  # (4, 3)
-    near = np.abs(corners[:, None] - corners[None]).max(-1) <= 16.0
+    near = np.abs(corners[:, None] - corners[None]).max(-1) <= spread
     agree = near[near.sum(1).argmax()]
     if agree.sum() < 3:
         raise ImageError(
@@ -843,7 +899,8 @@ def _normalize_pixels(rgba, has_alpha, fmt, notes, jpeg, palette, counts, name, 
         if has_alpha:
             kinds, bg = ["alpha"], None
         else:
-            bg = _background(est, y, ay, ax, name)
+            # (a small lossy image blurs a corner cell with the outline next to it)
+            bg = _background(est, y, ay, ax, name, 16.0 if fmt in ("PNG", "BMP") else 32.0)
             # a browser resizes the punk with its transparency, then shows it on the page
             kinds = ["before", "after"] if filt != "nearest" else ["after"]
         first = None
@@ -877,6 +934,7 @@ def _normalize_pixels(rgba, has_alpha, fmt, notes, jpeg, palette, counts, name, 
     if rms > MAX_MISFIT:
         raise ImageError(f"{name}: no 24x24 pixel grid found (is it a single punk?)")
     lossy = fmt == "JPEG" or (fmt == "WEBP" and e > 0)
+    reencode = None
     if lossy and not has_alpha and w * h <= CODEC_PIXELS and not clock.late():
         ay, ax = _axis(h, d.ay.border, d.filt, h), _axis(w, d.ax.border, d.filt, w)
         y = rgba[..., :3].astype(np.float64)
@@ -889,6 +947,8 @@ def _normalize_pixels(rgba, has_alpha, fmt, notes, jpeg, palette, counts, name, 
             full = min(fulls, key=lambda f: float(np.abs(codec[0](f.image(idx)) - y).sum()))
             idx, order, doubtful = _candidates(d, idx, est, prior)
             idx, fixed = _refine(full, idx, order, doubtful, codec[0])
+            if w * h <= REENCODE_PIXELS:
+                reencode = _reencoder(rgba[..., :3], grids, d.bg, codec[0], palette, name)
             if fixed:
                 notes.append(f"{codec[1]}: {fixed} pixels corrected by re-encoding")
     if not has_alpha:
@@ -904,8 +964,74 @@ def _normalize_pixels(rgba, has_alpha, fmt, notes, jpeg, palette, counts, name, 
     bg_name = "transparent" if has_alpha else "#{:02x}{:02x}{:02x}".format(*d.bg)
     scale = (round((w - 2 * d.ax.border) / 24, 4), round((h - 2 * d.ay.border) / 24, 4))
     offset = (float(d.ax.border), float(d.ay.border))
-    info = Normalized((w, h), fmt, scale, offset, bg_name, snapped, notes, d.filt)
+    info = Normalized((w, h), fmt, scale, offset, bg_name, snapped, notes, d.filt,
+                      Fit.of(d, reencode))
     return punk, info
+
+
+def _reencoder(pixels: np.ndarray, grids, bg, codec, palette: np.ndarray, name: str):
+    """`Fit.reencode` for a small lossy image (`pixels` (h, w, 3) uint8): each punk drawn the
+    way the image was drawn, every pixel, through its encoder, compared with it. The encoder is
+    deterministic, so the punk the file was made from gives it back exactly, if the drawing is
+    the image's own: at a few dozen pixels a side noise blurs which filter drew it and shifts
+    the background's estimate by a level or two, so the first call settles the drawing with its
+    first punk (the likeliest): the likely filters and both compositing orders, then the
+    background within a level of each channel, until it stops moving."""
+    h, w = pixels.shape[:2]
+    pixels = np.ascontiguousarray(pixels)
+    packed = _pack(palette)
+    order = np.argsort(packed)
+    settled: list[_Drawing] = []
+    steps = np.stack(np.meshgrid(*[[-1, 0, 1]] * 3, indexing="ij"), -1).reshape(-1, 3)
+
+    def error(d: _Drawing, cells: np.ndarray) -> float:
+        return float(np.abs(codec(d.image(cells)).astype(np.int16) - pixels).mean())
+
+    def drawing(filt, by, bx, kind, colour):
+        ay, ax = _axis(h, by, filt, h), _axis(w, bx, filt, w)
+        return _Drawing(pixels, ay, ax, palette, kind, colour, clock)
+
+    def recoloured(d: _Drawing, colour) -> _Drawing:
+        """`d` on another background (what `image` needs of it; 1 ms less than a new one)."""
+        out = copy.copy(d)
+        out.bg = np.asarray(colour, np.int64)
+        out.shown = _composite(out.bg, palette.astype(np.int64)).astype(np.float64)
+        out.shown8 = out.shown.astype(np.uint8)
+        return out
+
+    clock = _Clock(name)  # (restarted when called: the image may wait in a batch)
+
+    def settle(cells: np.ndarray) -> _Drawing:
+        clock.start = time.thread_time()
+        tries = [(filt, by, bx, kind) for _, filt, by, bx in grids[:3]
+                 for kind in (("after",) if filt == "nearest" else ("after", "before"))]  # fmt: skip
+        drawn = [drawing(*t, bg) for t in tries]
+        best, k = min((error(d, cells), k) for k, d in enumerate(drawn))
+        base, centre = drawn[k], np.asarray(bg, np.int64)
+        for _ in range(3):
+            if best == 0 or clock.late():
+                break
+            around = [np.clip(centre + s, 0, 255) for s in steps if s.any()]
+            e, k = min((error(recoloured(base, c), cells), k) for k, c in enumerate(around))
+            if e >= best:
+                break
+            best, centre = e, around[k]
+        return recoloured(base, centre)
+
+    def reencode(punks: np.ndarray, again: bool = False) -> np.ndarray:
+        at = np.searchsorted(packed[order], _pack(punks.reshape(-1, 576, 4)))
+        cells = order[at.clip(0, len(packed) - 1)]  # (a colour no punk has: a neighbour's)
+        if not settled or again:  # (again: settled on this first punk instead)
+            settled[:] = [settle(cells[0])]
+        return np.array([error(settled[0], c) for c in cells])
+
+    return reencode
+
+
+def _pack(rgba: np.ndarray) -> np.ndarray:
+    """RGBA uint8 (..., 4) as one uint32 each, ordered as the rows of the sorted palette."""
+    v = rgba.astype(np.uint32)
+    return (v[..., 0] << 24) | (v[..., 1] << 16) | (v[..., 2] << 8) | v[..., 3]
 
 
 def _jpeg(tables: dict, frame=None):

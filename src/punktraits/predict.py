@@ -39,7 +39,7 @@ from .errors import DataError, ImageError, PunktraitsError, RunError
 from .locate import LOSSLESS, exact_punk, silhouette, squares
 from .normalize import MAX_PIXELS, Normalized, normalize, normalize_pixels, open_image
 from .run import Run
-from .verify import Check, Verifier, likely_heads
+from .verify import Check, Verifier, fit_check, likely_heads
 
 OFFICIAL = "https://cryptopunks.app/cryptopunks/details/{id}"  # Larva Labs' page of a punk
 
@@ -175,23 +175,31 @@ class Predictor:
         infos = infos or [None] * len(punks)
         names = names or [None] * len(punks)
         out = self._answer(punks, infos, names)
-        read = punks
+        read = punks.copy()
         wrong = [i for i, p in enumerate(out) if p.verified is False]
         if wrong:
             flipped = np.ascontiguousarray(punks[wrong][:, :, ::-1])
-            again = self._answer(flipped, [infos[i] for i in wrong], [names[i] for i in wrong])
-            read = punks.copy()
+            again = self._answer(flipped, [infos[i] for i in wrong], [names[i] for i in wrong],
+                                 flipped=True)  # fmt: skip
             for k, (i, p) in enumerate(zip(wrong, again)):
-                # the flip draws back exactly, or is close where the image is refused as it is
-                if p.verified or (out[i].error is not None and p.error is None):
+                # the flip draws back exactly, or is close where the image is refused as it is,
+                # or (a lossy image) its drawing explains the image better
+                if p.verified or (out[i].error is not None and p.error is None) or (
+                    p.error is None and _fit_rms(p) < _fit_rms(out[i])
+                ):
                     p.mirrored, out[i], read[i] = True, p, flipped[k]
+        for i, p in enumerate(out):
+            if p.drawn is not None and p.drawn.fit is not None and p.error is None:
+                read[i] = p.drawn.drawn  # the pixels were not all read: the drawing stands for them
         if self.originals is not None:
             for punk, p in zip(read, out):
                 self._about(punk, p)
         return out
 
-    def _answer(self, punks: np.ndarray, infos: list, names: list) -> list[Prediction]:
-        """The network's answers, drawn back when the drawing rules are known."""
+    def _answer(self, punks: np.ndarray, infos: list, names: list,
+                flipped: bool = False) -> list[Prediction]:  # fmt: skip
+        """The network's answers, drawn back when the drawing rules are known (`flipped`: the
+        punks are the images' readings flipped left-right)."""
         prob, head_prob = self.run.predict(punks)
         pred = self.run.decide(prob)
         types = [n for n in TYPES if n in self.traits]
@@ -208,7 +216,7 @@ class Predictor:
             p.check = {"verified": None, "note": self.unverified} if self.unverified else None
             out.append(p)
         if self.verifier is not None:
-            self._draw_back(punks, out, head_prob)
+            self._draw_back(punks, out, head_prob, infos, flipped)
         return out
 
     def _about(self, punk: np.ndarray, p: Prediction) -> None:
@@ -238,9 +246,12 @@ class Predictor:
             except PunktraitsError:
                 p.rarity = None  # a trait value no original has
 
-    def _draw_back(self, punks: np.ndarray, preds: list[Prediction], head_prob) -> None:
+    def _draw_back(self, punks: np.ndarray, preds: list[Prediction], head_prob, infos,
+                   flipped: bool = False) -> None:  # fmt: skip
         """Draw each answer back; keep it when it draws the image, else report the nearby
-        answer that does (or the nearest), and refuse what is not a punk."""
+        answer that does (or the nearest), and refuse what is not a punk. A lossy or smoothed
+        image whose reading does not draw back is answered by the drawing that explains the
+        image itself best (`verify.fit_check`)."""
         answers, heads = [], []
         for i, p in enumerate(preds):
             hp = None if head_prob is None else dict(zip(self.run.heads, head_prob[i]))
@@ -250,7 +261,15 @@ class Predictor:
             acc = sorted(p.accessories, key=lambda a: -p.probabilities.get(a, 0.0))[:7]
             answers.append((p.head or likely[0], acc))
             heads.append(likely)
-        for p, c in zip(preds, self.verifier.check_many(punks, answers, heads)):
+        checks = self.verifier.check_many(punks, answers, heads)
+        for i, (p, c) in enumerate(zip(preds, checks)):
+            info = infos[i]
+            if not c.verified and info is not None and info.fit is not None and (
+                info.format not in LOSSLESS or info.filter != "nearest"
+            ):
+                checks[i] = fit_check(self.verifier, info.fit, punks[i], answers[i], c,
+                                      heads[i], flipped) or c  # fmt: skip
+        for p, c in zip(preds, checks):
             if c.refused:
                 p.type, p.head, p.accessories, p.probabilities = None, None, [], {}
                 p.error = f"{p.file or 'image'}: {c.refused}"
@@ -490,6 +509,12 @@ def _better(a: Prediction | None, b: Prediction | None) -> Prediction | None:
     if a is None or b is None:
         return a or b
     return b if _differing(b) < _differing(a) else a
+
+
+def _fit_rms(p: Prediction) -> float:
+    """How well the answer's drawing explains a lossy or smoothed image (inf: not weighed)."""
+    fit = (p.check or {}).get("image_fit")
+    return fit["rms"] if fit else float("inf")
 
 
 def _differing(p: Prediction) -> int:

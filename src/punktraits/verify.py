@@ -44,21 +44,33 @@ class Check:
     corrected_from: dict | None = None  # the network's answer, when another one is reported
     drawn: np.ndarray | None = field(default=None, repr=False)  # (24, 24, 4) the drawing
     where: np.ndarray | None = field(default=None, repr=False)  # (24, 24) bool: differing
-
-    @property
-    def type(self) -> str:
-        return self.head.split()[0]
+    fit: dict | None = None  # a lossy or smoothed image: how the drawing explains the image
+    #   itself (see `fit_check`): {"rms", "reading_rms", "limit"}
 
     @property
     def refused(self) -> str | None:
         """None, or why this image is not a CryptoPunk."""
+        acc = ", ".join(self.accessories) or "no accessories"
+        if self.fit is not None:
+            f = self.fit
+            if f["rms"] <= f["limit"] * f["reading_rms"] or f.get("reencoded", 99) <= REENCODED:
+                return None
+            return (
+                f"not a CryptoPunk: the nearest drawing ({self.head}; {acc}) explains the image "
+                f"{f['rms'] / max(f['reading_rms'], 1e-9):.1f}x worse than the best reading pixel "
+                f"by pixel (RMS {f['rms']:.1f} vs {f['reading_rms']:.1f}; a punk's is at most "
+                f"{f['limit']:.2f}x)"
+            )
         if self.differing <= REFUSE:
             return None
-        acc = ", ".join(self.accessories) or "no accessories"
         return (
             f"not a CryptoPunk: the nearest drawing ({self.head}; {acc}) differs from it in "
             f"{self.differing} of {576 - self.unknown} pixels"
         )
+
+    @property
+    def type(self) -> str:
+        return self.head.split()[0]
 
     def to_dict(self) -> dict:
         return {
@@ -67,6 +79,7 @@ class Check:
             "unknown_pixels": self.unknown,
             "tried": self.tried,
             "corrected_from": self.corrected_from,
+            **({"image_fit": self.fit} if self.fit is not None else {}),
         }
 
 
@@ -181,6 +194,138 @@ class Verifier:
             corrected_from={"head": head, "accessories": list(asked[1])} if changed else None,
             drawn=image, where=mask,
         )  # fmt: skip
+
+
+def fit_search(verifier: Verifier, fit, starts: list[tuple[str, list[str]]], heads: list[str],
+               flip: bool = False, rounds: int = 2 * ROUNDS) -> tuple[list, np.ndarray, int]:  # fmt: skip
+    """The answers whose drawings explain an image best as the image was drawn (`fit`, a
+    normalize.Fit: its resize, background and noise), by greedy edits from `starts`: a lossy or
+    smoothed image that does not give back every pixel still tells whole drawings apart.
+    `flip`: the image shows the punk mirrored. Returns the answers drawn, best first, their
+    squared errors, and how many were drawn."""
+    seen: dict[tuple, float] = {}
+
+    def score(answers):
+        images, _ = verifier.sprites.render_many(answers)
+        errs = fit.errors(images[:, :, ::-1] if flip else images)
+        seen.update(zip(answers, errs.tolist()))
+        return errs
+
+    legal = list(dict.fromkeys(verifier._start(h, acc) for h, acc in starts))
+    errs = score(legal)
+    k = int(errs.argmin())
+    best, err = legal[k], float(errs[k])
+    for _ in range(rounds):
+        cands = [c for c in verifier._neighbours(*best, heads) if c not in seen]
+        if not cands:
+            break
+        errs = score(cands)
+        k = int(errs.argmin())
+        if errs[k] >= err - 1e-6:
+            break
+        best, err = cands[k], float(errs[k])
+    ranked = sorted(seen, key=seen.get)
+    return ranked, np.array([seen[a] for a in ranked]), len(seen)
+
+
+def _needed(verifier: Verifier, answer: tuple[str, tuple[str, ...]]) -> tuple[str, tuple[str, ...]]:
+    """The answer without the accessories its drawing does not need (painted over by later
+    layers): an answer claims only what its pixels show."""
+    while answer[1]:
+        head, acc = answer
+        cands = [(head, tuple(x for x in acc if x != a)) for a in acc]
+        images, known = verifier.sprites.render_many([answer, *cands])
+        same = ((images[1:] == images[0]).all((1, 2, 3)) & (known[1:] >= known[0]).all((1, 2)))
+        if not same.any():
+            break
+        answer = cands[int(np.flatnonzero(same)[0])]
+    return answer
+
+
+REENCODED = 1.0  # mean levels within which a drawing re-encoded gives a small lossy file back:
+#                 it is that punk, however much the noise hid (the same encoder gives 0)
+def _reencoding(verifier: Verifier, fit, ranked: list, heads: list[str], flip: bool,
+                settle: bool = False) -> tuple[tuple[str, tuple[str, ...]], float, int]:
+    """The answer whose drawing, re-encoded, gives a small lossy file back closest: the
+    `ranked` ones (one per drawing, RERANK at most), then one edit at a time from the best
+    while that comes closer. Returns it, its mean error in levels, and how many were drawn."""
+    images, _ = verifier.sprites.render_many(ranked)
+    _, firsts = np.unique(images.reshape(len(images), -1), axis=0, return_index=True)
+    top = np.sort(firsts)[:RERANK]  # one answer per drawing, in the order given
+    images = images[top]
+    again = fit.reencode(images[:, :, ::-1] if flip else images, settle)
+    j = int(top[np.argmin(again)])
+    best, score, seen = ranked[j], float(again.min()), set(ranked)
+    tried = len(top)
+    for _ in range(ROUNDS):
+        if score == 0:
+            break  # the file itself
+        cands = [c for c in verifier._neighbours(*best, heads) if c not in seen]
+        if not cands:
+            break
+        seen.update(cands)
+        images, _ = verifier.sprites.render_many(cands)
+        again = fit.reencode(images[:, :, ::-1] if flip else images)
+        tried += len(cands)
+        if again.min() >= score:
+            break
+        best, score = cands[int(again.argmin())], float(again.min())
+    return best, score, tried
+
+
+RERANK = 12  # the answers a small lossy image re-encodes, best by the linear fit first
+FIT_SLACK = 1.2  # a punk's drawing explains a lossy or smoothed image at most this much worse
+#                 (RMS) than the pixel-by-pixel reading, beyond what that reading's freedom buys
+
+
+def fit_check(verifier: Verifier, fit, reading: np.ndarray, network: tuple[str, list[str]],
+              first: Check, heads: list[str], flip: bool = False) -> Check | None:  # fmt: skip
+    """For a lossy or smoothed image whose pixel-by-pixel `reading` (24, 24, 4) did not draw
+    back (`first`, the pixel search's result): the answer whose drawing explains the image
+    itself best (`fit_search` from the network's answer and the pixel search's), as a Check
+    whose `fit` says how well, next to how well the reading does. None when the image has too
+    few samples to weigh drawings (under two per punk value: a 24 px JPEG).
+
+    The reading is free per pixel, so it fits the noise too: the truth explains the image a
+    little worse. With n values compared and k = 576 x channels free ones, noise alone makes
+    the truth's RMS about sqrt(n / (n - k)) times the reading's; `limit` is that times
+    FIT_SLACK. An image no drawing explains within it is not a punk (`Check.refused`)."""
+    k = 576 * fit.b.shape[-1]
+    if fit.samples < 2 * k:
+        return None
+    extra = {}
+    ranked, errs, tried = fit_search(verifier, fit, [network, (first.head, first.accessories)],
+                                     heads, flip)  # fmt: skip
+    best, err = ranked[0], float(errs[0])
+    if fit.reencode is not None:  # where noise blurs colours, the encoder tells them apart
+        best, score, n = _reencoding(verifier, fit, ranked[: 2 * RERANK], heads, flip)
+        tried += n
+        if score > 0:  # the drawing was settled on a wrong answer: settle it on this one
+            again, score2, n = _reencoding(verifier, fit, [best, *ranked[: 2 * RERANK]], heads,
+                                           flip, settle=True)  # fmt: skip
+            tried += n
+            if score2 < score:
+                best, score = again, score2
+        images, _ = verifier.sprites.render_many([best])
+        err = float(fit.errors(images[:, :, ::-1] if flip else images)[0])
+        extra = {"reencoded": round(score, 3)}
+    best = _needed(verifier, best)
+    images, known = verifier.sprites.render_many([best])
+    drawn = images[0]
+    where = (drawn != reading).any(-1) & known[0]  # both as the punk is (`flip` aside)
+    rms = float(np.sqrt(max(err, 0.0) / fit.samples))
+    reading_rms = float(fit.rms(reading[None, :, ::-1] if flip else reading[None])[0])
+    limit = FIT_SLACK * float(np.sqrt(fit.samples / (fit.samples - k)))
+    head, acc = network
+    asked = (head, tuple(sorted(acc, key=lambda a: verifier.layer.get(a, 99))))
+    return Check(
+        verified=False, head=best[0], accessories=list(best[1]), differing=int(where.sum()),
+        unknown=int((~known[0]).sum()), tried=first.tried + tried,
+        corrected_from={"head": head, "accessories": list(asked[1])} if best != asked else None,
+        drawn=drawn, where=where,
+        fit={"rms": round(rms, 3), "reading_rms": round(reading_rms, 3), "limit": round(limit, 3),
+             **extra},
+    )  # fmt: skip
 
 
 def likely_heads(type_prob: dict[str, float], head_prob: dict[str, float] | None) -> list[str]:
