@@ -422,13 +422,25 @@ def explain(image, model_dir, trait, out_path) -> None:
     p = model.predict(image)
     if p.verified is None:
         click.echo(f"drawn back: {p.check['note'] if p.check else 'not checked'}")
-    elif p.verified:
-        click.echo(
-            f"drawn back pixel for pixel: {p.head}; {', '.join(p.accessories) or 'no accessories'}"
-        )
     else:
-        click.echo(f"drawn back: {p.check['differing_pixels']} pixels differ (not verified)")
+        click.echo(f"drawn back {said_check(p)}")
     click.echo(f"wrote {out_path}")
+
+
+def said_check(p) -> str:
+    """How an answer was drawn back, in words."""
+    answer = f"{p.head}; {', '.join(p.accessories) or 'no accessories'}"
+    fit = p.check.get("image_fit")
+    if fit and p.verified:
+        return f"and re-encoded, it gives the file back exactly: {answer}"
+    if p.verified:
+        return f"pixel for pixel: {answer}"
+    if fit:
+        return (
+            f"explaining the image with RMS {fit['rms']:.1f} (the pixel-by-pixel reading "
+            f"{fit['reading_rms']:.1f}; not verified): {answer}"
+        )
+    return f"with {p.check['differing_pixels']} pixels that differ (not verified)"
 
 
 @cli.command()

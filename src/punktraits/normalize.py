@@ -948,7 +948,8 @@ def _normalize_pixels(rgba, has_alpha, fmt, notes, jpeg, palette, counts, name, 
             idx, order, doubtful = _candidates(d, idx, est, prior)
             idx, fixed = _refine(full, idx, order, doubtful, codec[0])
             if w * h <= REENCODE_PIXELS:
-                reencode = _reencoder(rgba[..., :3], grids, d.bg, codec[0], palette, name)
+                reencode = _reencoder(rgba[..., :3], grids, d.bg, codec[0], palette, name,
+                                      idx)  # fmt: skip
             if fixed:
                 notes.append(f"{codec[1]}: {fixed} pixels corrected by re-encoding")
     if not has_alpha:
@@ -964,19 +965,22 @@ def _normalize_pixels(rgba, has_alpha, fmt, notes, jpeg, palette, counts, name, 
     bg_name = "transparent" if has_alpha else "#{:02x}{:02x}{:02x}".format(*d.bg)
     scale = (round((w - 2 * d.ax.border) / 24, 4), round((h - 2 * d.ay.border) / 24, 4))
     offset = (float(d.ax.border), float(d.ay.border))
-    info = Normalized((w, h), fmt, scale, offset, bg_name, snapped, notes, d.filt,
-                      Fit.of(d, reencode))
+    info = Normalized(
+        (w, h), fmt, scale, offset, bg_name, snapped, notes, d.filt, Fit.of(d, reencode)
+    )
     return punk, info
 
 
-def _reencoder(pixels: np.ndarray, grids, bg, codec, palette: np.ndarray, name: str):
+def _reencoder(pixels: np.ndarray, grids, bg, codec, palette: np.ndarray, name: str,
+               reading: np.ndarray):  # fmt: skip
     """`Fit.reencode` for a small lossy image (`pixels` (h, w, 3) uint8): each punk drawn the
     way the image was drawn, every pixel, through its encoder, compared with it. The encoder is
     deterministic, so the punk the file was made from gives it back exactly, if the drawing is
     the image's own: at a few dozen pixels a side noise blurs which filter drew it and shifts
     the background's estimate by a level or two, so the first call settles the drawing with its
     first punk (the likeliest): the likely filters and both compositing orders, then the
-    background within a level of each channel, until it stops moving."""
+    background within a level of each channel, until it stops moving. It is settled on the
+    pixel reading first, and again on a punk when asked (`again`: the caller's best answer)."""
     h, w = pixels.shape[:2]
     pixels = np.ascontiguousarray(pixels)
     packed = _pack(palette)
@@ -1005,27 +1009,42 @@ def _reencoder(pixels: np.ndarray, grids, bg, codec, palette: np.ndarray, name: 
         clock.start = time.thread_time()
         tries = [(filt, by, bx, kind) for _, filt, by, bx in grids[:3]
                  for kind in (("after",) if filt == "nearest" else ("after", "before"))]  # fmt: skip
-        drawn = [drawing(*t, bg) for t in tries]
+        drawn = [drawing(*t, _fitted_background(pixels, t, palette[cells])) for t in tries]
         best, k = min((error(d, cells), k) for k, d in enumerate(drawn))
-        base, centre = drawn[k], np.asarray(bg, np.int64)
-        for _ in range(3):
-            if best == 0 or clock.late():
-                break
+        centre = drawn[k].bg
+        while best > 0 and not clock.late():  # and within a level of each channel
             around = [np.clip(centre + s, 0, 255) for s in steps if s.any()]
-            e, k = min((error(recoloured(base, c), cells), k) for k, c in enumerate(around))
+            e, j = min((error(recoloured(drawn[k], c), cells), j) for j, c in enumerate(around))
             if e >= best:
                 break
-            best, centre = e, around[k]
-        return recoloured(base, centre)
+            best, centre = e, around[j]
+        return recoloured(drawn[k], centre)
 
     def reencode(punks: np.ndarray, again: bool = False) -> np.ndarray:
         at = np.searchsorted(packed[order], _pack(punks.reshape(-1, 576, 4)))
         cells = order[at.clip(0, len(packed) - 1)]  # (a colour no punk has: a neighbour's)
         if not settled or again:  # (again: settled on this first punk instead)
-            settled[:] = [settle(cells[0])]
+            settled[:] = [settle(cells[0] if again else reading)]
         return np.array([error(settled[0], c) for c in cells])
 
     return reencode
+
+
+def _fitted_background(pixels: np.ndarray, how, punk: np.ndarray) -> np.ndarray:
+    """The background (int RGB) that best explains `pixels` (h, w, 3) as `punk` (576, 4) drawn
+    `how` (filter, borders, kind) on it, by least squares: the image is linear in it (the punk
+    premultiplied, plus the background times what the punk leaves uncovered), and the many
+    background pixels average the noise out that shifts the corners' estimate."""
+    filt, by, bx, _ = how
+    h, w = pixels.shape[:2]
+    ay, ax = _axis(h, by, filt, h), _axis(w, bx, filt, w)
+    p = punk.reshape(24, 24, 4).astype(np.float64)
+    a = p[..., 3:] / 255.0
+    drawn = _expand(ay.weights[0], p[..., :3] * a, ax.weights[0])  # (h, w, 3)
+    bare = _expand(ay.weights[0], 1.0 - a, ax.weights[0])[..., 0]  # (h, w): bg's share
+    bare = np.where(ay.inside[:, None] & ax.inside[None, :], bare, 1.0)  # a border is bg
+    bg = ((pixels - drawn) * bare[..., None]).sum((0, 1)) / max(float((bare * bare).sum()), 1e-9)
+    return np.clip(np.rint(bg), 0, 255).astype(np.int64)
 
 
 def _pack(rgba: np.ndarray) -> np.ndarray:

@@ -176,7 +176,7 @@ class Predictor:
         names = names or [None] * len(punks)
         out = self._answer(punks, infos, names)
         read = punks.copy()
-        wrong = [i for i, p in enumerate(out) if p.verified is False]
+        wrong = [i for i, p in enumerate(out) if p.verified is False and not _given_back(p)]
         if wrong:
             flipped = np.ascontiguousarray(punks[wrong][:, :, ::-1])
             again = self._answer(flipped, [infos[i] for i in wrong], [names[i] for i in wrong],
@@ -184,8 +184,10 @@ class Predictor:
             for k, (i, p) in enumerate(zip(wrong, again)):
                 # the flip draws back exactly, or is close where the image is refused as it is,
                 # or (a lossy image) its drawing explains the image better
-                if p.verified or (out[i].error is not None and p.error is None) or (
-                    p.error is None and _fit_rms(p) < _fit_rms(out[i])
+                if (
+                    p.verified
+                    or (out[i].error is not None and p.error is None)
+                    or (p.error is None and _fit_rms(p) < _fit_rms(out[i]))
                 ):
                     p.mirrored, out[i], read[i] = True, p, flipped[k]
         for i, p in enumerate(out):
@@ -262,10 +264,13 @@ class Predictor:
             answers.append((p.head or likely[0], acc))
             heads.append(likely)
         checks = self.verifier.check_many(punks, answers, heads)
-        for i, (p, c) in enumerate(zip(preds, checks)):
+        for i, c in enumerate(checks):
             info = infos[i]
-            if not c.verified and info is not None and info.fit is not None and (
-                info.format not in LOSSLESS or info.filter != "nearest"
+            if (
+                not c.verified
+                and info is not None
+                and info.fit is not None
+                and (info.format not in LOSSLESS or info.filter != "nearest")
             ):
                 checks[i] = fit_check(self.verifier, info.fit, punks[i], answers[i], c,
                                       heads[i], flipped) or c  # fmt: skip
@@ -509,6 +514,12 @@ def _better(a: Prediction | None, b: Prediction | None) -> Prediction | None:
     if a is None or b is None:
         return a or b
     return b if _differing(b) < _differing(a) else a
+
+
+def _given_back(p: Prediction) -> bool:
+    """A small lossy file that the answer's drawing, re-encoded, gives back exactly: no other
+    answer (its flip included) can explain it better."""
+    return p.error is None and (p.check or {}).get("image_fit", {}).get("reencoded") == 0
 
 
 def _fit_rms(p: Prediction) -> float:
