@@ -1,13 +1,21 @@
-"""How exactly `normalize` reads punks back from renders made every common way, and how fast.
+"""How exactly `normalize` reads punks back from renders made every common way, and how fast;
+with --traits, how often `Predictor` gets every visible trait right from them.
 
     python benchmarks/renders.py [--n 200] [--seed 0] [--filters nearest,bicubic]
         [--sizes 36,100,310] [--formats png,jpeg85,webp80] [--backgrounds blue,transparent]
+        [--traits]
 
 Each of N random real punks (seeded) is resized from 24 px to size x size with a Pillow filter,
 as a browser draws it (with its transparency), then put on the site blue #638596 or left
 transparent, and saved as PNG, JPEG or WebP at a quality (JPEG has no transparency: always on
 blue). Exact means the normalised 24x24 RGBA punk equals the original crop, every pixel; ms is
 normalize() alone, one thread, per image. Prints a Markdown table.
+
+--traits: instead, each render goes through `Predictor.predict_batch` (normalise, network, drawn
+back; the shipped model, one torch thread) and the table counts answers whose head and
+accessories equal the punk's visible labels (painted-over accessories cannot be seen), answers
+verified (pixel for pixel, or a small lossy file given back exactly by its drawing re-encoded),
+refusals, and ms per image for the whole prediction.
 """
 
 from __future__ import annotations
@@ -62,7 +70,10 @@ def main() -> None:
     ap.add_argument("--sizes", default="36,53,100,152,192,310,960")
     ap.add_argument("--formats", default="png,jpeg85,webp80")
     ap.add_argument("--backgrounds", default="blue", help="blue and/or transparent")
+    ap.add_argument("--traits", action="store_true", help="score Predictor's answers instead")
     args = ap.parse_args()
+    if args.traits:
+        return traits(args)
     punks = D.load(args.data_dir)
     palette, counts = collection_palette(punks.images)
     ids = np.random.default_rng(args.seed).choice(len(punks), args.n, replace=False)
@@ -93,6 +104,55 @@ def main() -> None:
                         f"{seconds / len(ids) * 1000:.0f} |",
                         flush=True,
                     )
+
+
+def traits(args) -> None:
+    import torch
+
+    from punktraits.predict import Predictor
+    from punktraits.sprites import heads_of
+
+    torch.set_num_threads(1)
+    punks = D.load(args.data_dir)
+    model = Predictor(data_dir=args.data_dir)
+    heads = heads_of(punks)
+    ids = np.random.default_rng(args.seed).choice(len(punks), args.n, replace=False)
+    want = {
+        int(i): (heads[i], {a for a in punks.layers[i] if not punks.hidden[i, D.TRAIT_INDEX[a]]})
+        for i in ids
+    }
+    print(f"{args.n} random punks (seed {args.seed}); right = head and visible accessories\n")
+    print("| filter | size (scale) | format | background | right | verified | refused | ms/image |")
+    print("|---|---|---|---|--:|--:|--:|--:|")
+    misses = []
+    for filt in args.filters.split(","):
+        for size in (int(s) for s in args.sizes.split(",")):
+            for fmt in args.formats.split(","):
+                for bg in args.backgrounds.split(","):
+                    if bg == "transparent" and fmt.startswith("jpeg"):
+                        continue
+                    files = [render(punks.images[i], filt, size, fmt, bg) for i in ids]
+                    start = time.perf_counter()
+                    preds = model.predict_batch(files)
+                    seconds = time.perf_counter() - start
+                    right = sum(
+                        p.error is None and (p.head, set(p.accessories)) == want[int(i)]
+                        for i, p in zip(ids, preds)
+                    )
+                    wrong = [int(i) for i, p in zip(ids, preds)
+                             if p.error is None and (p.head, set(p.accessories)) != want[int(i)]]  # fmt: skip
+                    refused = [int(i) for i, p in zip(ids, preds) if p.error is not None]
+                    verified = sum(bool(p.verified) for p in preds)
+                    print(
+                        f"| {filt} | {size} (x{size / 24:.3g}) | {fmt} | {bg} | "
+                        f"{right / len(ids):.1%} | {verified / len(ids):.0%} | {len(refused)} | "
+                        f"{seconds / len(ids) * 1000:.0f} |",
+                        flush=True,
+                    )
+                    if wrong or refused:
+                        misses.append(f"{filt} {size} {fmt} {bg}: wrong {wrong}, refused {refused}")
+    if misses:
+        print("\npunks not read right (ids):\n" + "\n".join(f"- {m}" for m in misses))
 
 
 if __name__ == "__main__":

@@ -947,11 +947,14 @@ def _normalize_pixels(rgba, has_alpha, fmt, notes, jpeg, palette, counts, name, 
             full = min(fulls, key=lambda f: float(np.abs(codec[0](f.image(idx)) - y).sum()))
             idx, order, doubtful = _candidates(d, idx, est, prior)
             idx, fixed = _refine(full, idx, order, doubtful, codec[0])
-            if w * h <= REENCODE_PIXELS:
-                reencode = _reencoder(rgba[..., :3], grids, d.bg, codec[0], palette, name,
-                                      idx)  # fmt: skip
             if fixed:
                 notes.append(f"{codec[1]}: {fixed} pixels corrected by re-encoding")
+        if w * h <= REENCODE_PIXELS:  # (a WebP whose quality was not told: each is tried)
+            codecs = [codec[0]] if codec else []
+            if not codecs and fmt == "WEBP":
+                codecs = [_webp_at(q) for q in WEBP_QUALITIES]
+            if codecs:
+                reencode = _reencoder(rgba[..., :3], grids, d.bg, codecs, palette, name, idx)
     if not has_alpha:
         if counts is not None:  # colours that show alike on this background: the commonest
             same = (d.shown[:, None] == d.shown[None]).all(-1)  # (P, P)
@@ -971,24 +974,25 @@ def _normalize_pixels(rgba, has_alpha, fmt, notes, jpeg, palette, counts, name, 
     return punk, info
 
 
-def _reencoder(pixels: np.ndarray, grids, bg, codec, palette: np.ndarray, name: str,
+def _reencoder(pixels: np.ndarray, grids, bg, codecs: list, palette: np.ndarray, name: str,
                reading: np.ndarray):  # fmt: skip
     """`Fit.reencode` for a small lossy image (`pixels` (h, w, 3) uint8): each punk drawn the
-    way the image was drawn, every pixel, through its encoder, compared with it. The encoder is
-    deterministic, so the punk the file was made from gives it back exactly, if the drawing is
-    the image's own: at a few dozen pixels a side noise blurs which filter drew it and shifts
-    the background's estimate by a level or two, so the first call settles the drawing with its
-    first punk (the likeliest): the likely filters and both compositing orders, then the
-    background within a level of each channel, until it stops moving. It is settled on the
-    pixel reading first, and again on a punk when asked (`again`: the caller's best answer)."""
+    way the image was drawn, every pixel, through its encoder (one of `codecs`: a WebP does not
+    say its quality), compared with it. The encoder is deterministic, so the punk the file was
+    made from gives it back exactly, if the drawing is the image's own: at a few dozen pixels a
+    side, noise blurs which filter drew it and shifts the background's estimate, so the drawing
+    is settled first: the likely filters, both compositing orders and each encoder, on the
+    background fitted by least squares, then the background a level at a time in each channel
+    while it comes closer. It is settled on the pixel `reading`, and again on a punk when asked
+    (`again`: the caller's best answer)."""
     h, w = pixels.shape[:2]
     pixels = np.ascontiguousarray(pixels)
     packed = _pack(palette)
     order = np.argsort(packed)
-    settled: list[_Drawing] = []
+    settled: list[tuple[_Drawing, Callable]] = []
     steps = np.stack(np.meshgrid(*[[-1, 0, 1]] * 3, indexing="ij"), -1).reshape(-1, 3)
 
-    def error(d: _Drawing, cells: np.ndarray) -> float:
+    def error(d: _Drawing, codec, cells: np.ndarray) -> float:
         return float(np.abs(codec(d.image(cells)).astype(np.int16) - pixels).mean())
 
     def drawing(filt, by, bx, kind, colour):
@@ -1005,27 +1009,34 @@ def _reencoder(pixels: np.ndarray, grids, bg, codec, palette: np.ndarray, name: 
 
     clock = _Clock(name)  # (restarted when called: the image may wait in a batch)
 
-    def settle(cells: np.ndarray) -> _Drawing:
+    def settle(cells: np.ndarray) -> tuple[_Drawing, Callable]:
         clock.start = time.thread_time()
         tries = [(filt, by, bx, kind) for _, filt, by, bx in grids[:3]
                  for kind in (("after",) if filt == "nearest" else ("after", "before"))]  # fmt: skip
         drawn = [drawing(*t, _fitted_background(pixels, t, palette[cells])) for t in tries]
-        best, k = min((error(d, cells), k) for k, d in enumerate(drawn))
-        centre = drawn[k].bg
+        best, k, c = min(
+            (error(d, codec, cells), k, c)
+            for k, d in enumerate(drawn)
+            for c, codec in enumerate(codecs)
+        )
+        centre, codec = drawn[k].bg, codecs[c]
         while best > 0 and not clock.late():  # and within a level of each channel
             around = [np.clip(centre + s, 0, 255) for s in steps if s.any()]
-            e, j = min((error(recoloured(drawn[k], c), cells), j) for j, c in enumerate(around))
+            e, j = min(
+                (error(recoloured(drawn[k], x), codec, cells), j) for j, x in enumerate(around)
+            )
             if e >= best:
                 break
             best, centre = e, around[j]
-        return recoloured(drawn[k], centre)
+        return recoloured(drawn[k], centre), codec
 
     def reencode(punks: np.ndarray, again: bool = False) -> np.ndarray:
         at = np.searchsorted(packed[order], _pack(punks.reshape(-1, 576, 4)))
         cells = order[at.clip(0, len(packed) - 1)]  # (a colour no punk has: a neighbour's)
         if not settled or again:  # (again: settled on this first punk instead)
             settled[:] = [settle(cells[0] if again else reading)]
-        return np.array([error(settled[0], c) for c in cells])
+        d, codec = settled[0]
+        return np.array([error(d, codec, c) for c in cells])
 
     return reencode
 
@@ -1070,26 +1081,28 @@ def _jpeg(tables: dict, frame=None):
     return (codec, "JPEG") if tables else None
 
 
+def _webp_at(q: int):
+    """Pillow's WebP encoder at quality q, then the decoder."""
+
+    def codec(img: np.ndarray) -> np.ndarray:
+        buf = io.BytesIO()
+        Image.fromarray(img, "RGB").save(buf, format="WEBP", quality=q)
+        return np.asarray(Image.open(buf).convert("RGB"))
+
+    return codec
+
+
 def _webp(d: _Drawing, idx: np.ndarray):
     """Pillow's WebP encoder at the quality that best reproduces the input from punk `idx`
     (a WebP file does not say its quality; Pillow's default is 80), or None if none is close."""
-
-    def at(q):
-        def codec(img: np.ndarray) -> np.ndarray:
-            buf = io.BytesIO()
-            Image.fromarray(img, "RGB").save(buf, format="WEBP", quality=q)
-            return np.asarray(Image.open(buf).convert("RGB"))
-
-        return codec
-
     img = d.image(idx)
     errs = {}
     for q in WEBP_QUALITIES:
-        errs[q] = float(np.abs(at(q)(img).astype(np.int16) - d.y).mean())
+        errs[q] = float(np.abs(_webp_at(q)(img).astype(np.int16) - d.y).mean())
         if errs[q] < 0.05:
             break  # (near) exactly this quality: the others need not be tried
     q = min(errs, key=errs.get)
-    return (at(q), f"WebP q{q}") if errs[q] < 1.0 else None
+    return (_webp_at(q), f"WebP q{q}") if errs[q] < 1.0 else None
 
 
 def _candidates(d: _Drawing, idx, est, prior, margin: float = 12.0):

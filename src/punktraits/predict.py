@@ -33,7 +33,7 @@ import numpy as np
 from PIL import Image
 
 from .collection import Originals, Rarity, layered, punk_item
-from .data import TRAIT_INDEX, TYPES
+from .data import HEADS, TRAIT_INDEX, TYPES
 from .draw import render_explanation
 from .errors import DataError, ImageError, PunktraitsError, RunError
 from .locate import LOSSLESS, exact_punk, silhouette, squares
@@ -272,8 +272,9 @@ class Predictor:
                 and info.fit is not None
                 and (info.format not in LOSSLESS or info.filter != "nearest")
             ):
-                checks[i] = fit_check(self.verifier, info.fit, punks[i], answers[i], c,
-                                      heads[i], flipped) or c  # fmt: skip
+                every = heads[i] + [h for h in HEADS if h not in heads[i]]  # blurred: any head
+                checks[i] = fit_check(self.verifier, info.fit, punks[i], answers[i], c, every,
+                                      flipped) or c  # fmt: skip
         for p, c in zip(preds, checks):
             if c.refused:
                 p.type, p.head, p.accessories, p.probabilities = None, None, [], {}
