@@ -231,6 +231,23 @@ def test_a_crashing_file_is_its_own_error_and_the_batch_goes_on(tmp_path, punks,
     assert out[4]["type"] == D.TYPES[int(punks.labels[4, :5].argmax())]
 
 
+def test_worker_processes_give_the_same_answers_in_the_same_order(tmp_path, punks):
+    """`--workers 2` (spawned processes, chunks of files) streams exactly what one process
+    writes, a bad file included, and exits 1 for it."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for k in range(40):
+        render(punks.images[k], 1 + k % 3, BLUE if k % 2 else None).save(folder / f"{k:03d}.png")
+    (folder / "020b.png").write_bytes(b"not an image")
+    one = CliRunner().invoke(cli, ["predict", str(folder), "--format", "jsonl"])
+    two = CliRunner().invoke(cli, ["predict", str(folder), "--format", "jsonl", "--workers", "2"])
+    assert one.exit_code == two.exit_code == 1
+    assert two.stdout == one.stdout
+    out = [json.loads(line) for line in two.stdout.splitlines()]
+    assert len(out) == 41 and sum(o["error"] is not None for o in out) == 1
+    assert out[21]["file"].endswith("020b.png") and "not an image" in out[21]["error"]
+
+
 def test_table_output_keeps_a_file_name_with_a_newline_on_one_line(tmp_path, punks):
     path = tmp_path / "two\nlines.png"
     render(punks.images[0], 8, BLUE).save(path)

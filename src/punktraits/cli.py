@@ -310,7 +310,10 @@ MODEL = click.option(
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="CPU threads for torch (default: torch's choice; on a busy machine 1 is "
               "often fastest).")  # fmt: skip
-def predict(paths, model_dir, fmt, batch_size, threads) -> None:
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes that read and predict the files, each with its own model and "
+              "--threads (default 1) torch threads; answers keep the files' order.")  # fmt: skip
+def predict(paths, model_dir, fmt, batch_size, threads, workers) -> None:
     """Predict the traits of image files and folders (searched recursively).
 
     A picture that is not one punk (a page, a grid, a sheet like punks.png, a punk with a
@@ -320,7 +323,7 @@ def predict(paths, model_dir, fmt, batch_size, threads) -> None:
 
     from tqdm import tqdm
 
-    from .predict import expand_paths, load_model
+    from .predict import expand_paths, iter_find_parallel, load_model
 
     if threads:
         import torch
@@ -343,7 +346,11 @@ def predict(paths, model_dir, fmt, batch_size, threads) -> None:
     bar = tqdm(total=len(files), unit="img", desc="predict", disable=len(files) < 50)
     try:  # an interrupted run keeps what it did: json closes its list, jsonl is line by line
         n = 0
-        for found in model.iter_find(files, batch_size):
+        if workers > 1 and len(files) > 1:
+            found_all = iter_find_parallel(model_dir, files, workers, batch_size, threads or 1)
+        else:
+            found_all = model.iter_find(files, batch_size)
+        for found in found_all:
             bar.update(1)
             failed += any(p.error is not None for p in found)
             for p in found:

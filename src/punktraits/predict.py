@@ -475,6 +475,46 @@ def load_model(run: str | os.PathLike | None = None) -> Predictor:
     return Predictor(run)
 
 
+_WORKER: Predictor | None = None  # the model of a worker process (`iter_find_parallel`)
+
+
+def _start_worker(run, threads: int) -> None:
+    global _WORKER
+    import torch
+
+    torch.set_num_threads(threads)
+    _WORKER = load_model(run)
+
+
+def _find_in_worker(files: list[Path], batch_size: int) -> list[list[Prediction]]:
+    out = list(_WORKER.iter_find(files, batch_size))
+    for found in out:
+        for p in found:
+            p.drawn = None  # (the drawing's arrays need not cross back)
+    return out
+
+
+def iter_find_parallel(run, files: list[Path], workers: int, batch_size: int = 256,
+                       threads: int = 1, chunk: int = 128) -> Iterator[list[Prediction]]:  # fmt: skip
+    """`Predictor.iter_find` over files in `workers` processes, each with its own model (loaded
+    once, `threads` torch threads), in chunks of `chunk` files; answers come back in the files'
+    order as soon as their chunk is done. Without the drawings (`Prediction.drawn` is None)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = multiprocessing.get_context("spawn")  # (a forked torch can hang on its threads)
+    parts = [files[i : i + chunk] for i in range(0, len(files), chunk)]
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_start_worker,
+                             initargs=(run, threads)) as pool:  # fmt: skip
+        futures = [pool.submit(_find_in_worker, part, batch_size) for part in parts]
+        try:
+            for f in futures:
+                yield from f.result()
+        finally:
+            for f in futures:
+                f.cancel()
+
+
 def expand_paths(paths: Iterable[str | os.PathLike]) -> list[Path]:
     """Files as given; folders searched recursively for image files, in sorted order."""
     out: list[Path] = []
