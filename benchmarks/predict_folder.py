@@ -1,10 +1,11 @@
 """`punktraits predict` over a folder of 10,000 PNG files: images/s and peak memory.
 
-    python benchmarks/predict_folder.py [--scale 8] [--batch-size 256]
+    python benchmarks/predict_folder.py [--scale 8] [--batch-size 256] [--threads N] [--workers N]
 
 Writes the 10,000 crops upscaled x`scale` onto the official blue as PNG files into a temporary
 folder, then runs the CLI on the folder in a child process (JSON to /dev/null) and reports its
-wall time, images/s and peak resident memory (from the child's rusage).
+wall time, images/s and peak resident memory (from the child's rusage: the largest single
+process, so with --workers the total is about workers + 1 times it).
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ def main() -> None:
     ap.add_argument(
         "--threads", type=int, default=None, help="predict --threads (default: torch's)"
     )
+    ap.add_argument(
+        "--workers", type=int, default=1, help="predict --workers (processes; default 1)"
+    )
     args = ap.parse_args()
     punks = D.load(args.data_dir)
     with tempfile.TemporaryDirectory() as tmp:
@@ -48,6 +52,8 @@ def main() -> None:
                "--batch-size", str(args.batch_size)]  # fmt: skip
         if args.threads:
             cmd += ["--threads", str(args.threads)]
+        if args.workers > 1:
+            cmd += ["--workers", str(args.workers)]
         t = time.perf_counter()
         done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wall = time.perf_counter() - t
