@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -246,6 +248,15 @@ def test_worker_processes_give_the_same_answers_in_the_same_order(tmp_path, punk
     out = [json.loads(line) for line in two.stdout.splitlines()]
     assert len(out) == 41 and sum(o["error"] is not None for o in out) == 1
     assert out[21]["file"].endswith("020b.png") and "not an image" in out[21]["error"]
+    # a bad model: one line from the main process, nothing from the workers (which also fail)
+    bad = subprocess.run([sys.executable, "-m", "punktraits", "predict", str(folder),
+                          "--workers", "2", "--model", str(tmp_path / "nothing")],
+                         capture_output=True, text=True)  # fmt: skip
+    assert bad.returncode == 2 and bad.stdout == ""
+    assert bad.stderr.strip().splitlines() == [
+        f"error: {tmp_path / 'nothing'} is not a folder; pass a run folder written by "
+        "`punktraits train`"
+    ]
 
 
 def test_table_output_keeps_a_file_name_with_a_newline_on_one_line(tmp_path, punks):

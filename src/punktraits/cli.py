@@ -329,10 +329,18 @@ def predict(paths, model_dir, fmt, batch_size, threads, workers) -> None:
         import torch
 
         torch.set_num_threads(threads)
-    model = load_model(model_dir)
     files = expand_paths(paths)
     if not files:
         raise click.UsageError("no image files found in the given paths")
+    found_all = None
+    if workers > 1 and len(files) > 1:  # started first: they load their models meanwhile
+        found_all = iter_find_parallel(model_dir, files, workers, batch_size, threads or 1)
+    try:
+        model = load_model(model_dir)
+    except BaseException:
+        if found_all is not None:
+            found_all.close()
+        raise
     failed = 0
     out = sys.stdout
     writer = None
@@ -346,11 +354,7 @@ def predict(paths, model_dir, fmt, batch_size, threads, workers) -> None:
     bar = tqdm(total=len(files), unit="img", desc="predict", disable=len(files) < 50)
     try:  # an interrupted run keeps what it did: json closes its list, jsonl is line by line
         n = 0
-        if workers > 1 and len(files) > 1:
-            found_all = iter_find_parallel(model_dir, files, workers, batch_size, threads or 1)
-        else:
-            found_all = model.iter_find(files, batch_size)
-        for found in found_all:
+        for found in found_all or model.iter_find(files, batch_size):
             bar.update(1)
             failed += any(p.error is not None for p in found)
             for p in found:

@@ -476,17 +476,23 @@ def load_model(run: str | os.PathLike | None = None) -> Predictor:
 
 
 _WORKER: Predictor | None = None  # the model of a worker process (`iter_find_parallel`)
+_WORKER_ERROR: str | None = None  # why it has none
 
 
 def _start_worker(run, threads: int) -> None:
-    global _WORKER
+    global _WORKER, _WORKER_ERROR
     import torch
 
     torch.set_num_threads(threads)
-    _WORKER = load_model(run)
+    try:
+        _WORKER = load_model(run)
+    except PunktraitsError as e:  # said once, by the main process, which loads it too
+        _WORKER_ERROR = str(e)
 
 
 def _find_in_worker(files: list[Path], batch_size: int) -> list[list[Prediction]]:
+    if _WORKER is None:
+        raise PunktraitsError(_WORKER_ERROR or "the worker has no model")
     out = list(_WORKER.iter_find(files, batch_size))
     for found in out:
         for p in found:
@@ -495,24 +501,40 @@ def _find_in_worker(files: list[Path], batch_size: int) -> list[list[Prediction]
 
 
 def iter_find_parallel(run, files: list[Path], workers: int, batch_size: int = 256,
-                       threads: int = 1, chunk: int = 128) -> Iterator[list[Prediction]]:  # fmt: skip
+                       threads: int = 1, chunk: int = 128) -> _Parallel:  # fmt: skip
     """`Predictor.iter_find` over files in `workers` processes, each with its own model (loaded
     once, `threads` torch threads), in chunks of `chunk` files; answers come back in the files'
-    order as soon as their chunk is done. Without the drawings (`Prediction.drawn` is None)."""
+    order as soon as their chunk is done. Without the drawings (`Prediction.drawn` is None).
+    The processes start now (loading a model takes them a second or two), not when the
+    answers are first asked for."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     ctx = multiprocessing.get_context("spawn")  # (a forked torch can hang on its threads)
-    parts = [files[i : i + chunk] for i in range(0, len(files), chunk)]
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_start_worker,
-                             initargs=(run, threads)) as pool:  # fmt: skip
-        futures = [pool.submit(_find_in_worker, part, batch_size) for part in parts]
+    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_start_worker,
+                               initargs=(run, threads))  # fmt: skip
+    futures = [pool.submit(_find_in_worker, files[i : i + chunk], batch_size)
+               for i in range(0, len(files), chunk)]  # fmt: skip
+
+    return _Parallel(pool, futures)
+
+
+class _Parallel:
+    """The answers of `iter_find_parallel`, in order; `close` stops the processes (also when
+    the answers were never asked for)."""
+
+    def __init__(self, pool, futures):
+        self.pool, self.futures = pool, futures
+
+    def __iter__(self) -> Iterator[list[Prediction]]:
         try:
-            for f in futures:
+            for f in self.futures:
                 yield from f.result()
-        finally:
-            for f in futures:
-                f.cancel()
+        finally:  # done, failed or interrupted: nothing is left running
+            self.close()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def expand_paths(paths: Iterable[str | os.PathLike]) -> list[Path]:
