@@ -87,3 +87,13 @@ def test_a_small_jpeg_that_is_no_punk_is_refused(model, punks):
     p = model.predict_batch([render(img, 48, "bilinear", quality=85)])[0]
     assert p.error is not None and "not a CryptoPunk" in p.error, p.error
     assert "explains the image" in p.error
+
+
+def test_explain_reads_a_small_jpeg_as_predict_does(model, punks):
+    """explain answers what predict answers (it was refused: explain ignored the image's fit),
+    with a heatmap per trait of the answer's drawing."""
+    data = render(punks.images[275], 36, "nearest", quality=85)
+    p = model.predict(data)
+    picture, heat = model.explain(data)
+    assert list(heat) == [p.type, *p.accessories]
+    assert picture.size[1] > 24 * 12 and all(h.shape == (24, 24) for h in heat.values())

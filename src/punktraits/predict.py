@@ -449,11 +449,14 @@ class Predictor:
         """A picture of the punk and, for each predicted trait (or `trait`), its heatmap."""
         if trait is not None and trait not in self.traits:
             raise PunktraitsError(f"unknown trait {trait!r}; see `punktraits data` for the names")
-        punk, _ = self.to_punk(image, str(image) if isinstance(image, (str, os.PathLike)) else None)
-        pred = self.predict_punk(punk)
+        name = str(image) if isinstance(image, (str, os.PathLike)) else None
+        punk, info = self.to_punk(image, name)
+        pred = self.predict_punk(punk, name, info)
         if pred.error:
             raise ImageError(pred.error, 422)
-        if pred.mirrored:  # the answer is the flipped punk's: so are its heatmaps
+        if pred.drawn is not None and pred.drawn.fit is not None:
+            punk = pred.drawn.drawn  # not every pixel was read: the answer's drawing stands in
+        elif pred.mirrored:  # the answer is the flipped punk's: so are its heatmaps
             punk = np.ascontiguousarray(punk[:, ::-1])
         traits = [trait] if trait else [pred.type] + pred.accessories
         heat = self.occlusion(punk, traits)
