@@ -329,18 +329,20 @@ def predict(paths, model_dir, fmt, batch_size, threads, workers) -> None:
         import torch
 
         torch.set_num_threads(threads)
-    files = expand_paths(paths)
-    if not files:
-        raise click.UsageError("no image files found in the given paths")
-    found_all = None
-    if workers > 1 and len(files) > 1:  # started first: they load their models meanwhile
-        found_all = iter_find_parallel(model_dir, files, workers, batch_size, threads or 1)
+    files, found_all = None, None
+    if workers > 1:  # the workers start first: they load their models meanwhile
+        files = expand_paths(paths)
+        if len(files) > 1:
+            found_all = iter_find_parallel(model_dir, files, workers, batch_size, threads or 1)
     try:
-        model = load_model(model_dir)
+        model = load_model(model_dir)  # (a model that does not load is said before the files)
     except BaseException:
         if found_all is not None:
             found_all.close()
         raise
+    files = expand_paths(paths) if files is None else files
+    if not files:
+        raise click.UsageError("no image files found in the given paths")
     failed = 0
     out = sys.stdout
     writer = None
