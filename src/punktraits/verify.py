@@ -15,6 +15,11 @@
 
 Painted-over accessories never change a drawing: a verified answer keeps only the accessories its
 drawing needs, so it claims the visible traits and nothing a later layer hides.
+
+A lossy or smoothed image whose pixels cannot all be read back (a 36 px JPEG) is answered by
+`fit_check` instead: the drawing that explains the image itself best (normalize.Fit), refused when
+it explains it clearly worse than the pixel-by-pixel reading, verified when the file is small and
+the drawing, re-encoded with the file's own encoder, gives it back exactly.
 """
 
 from __future__ import annotations
@@ -306,7 +311,7 @@ def fit_check(verifier: Verifier, fit, reading: np.ndarray, network: tuple[str, 
         score, best = scored[0]
         for _, answer in scored[:SETTLE] if score > 0 else []:
             # the drawing (background, filter) was settled on the reading, a level off: settle
-            # it on each of the closest answers in turn, and keep the one that comes closest
+            # it on the SETTLE closest answers in turn, and keep the one that comes closest
             again, n = _reencoding(verifier, fit, [answer, *ranked[: 2 * RERANK]], heads, flip,
                                    settle=True)  # fmt: skip
             tried += n
