@@ -738,7 +738,7 @@ SAMPLES = 192  # at most this many rows and columns are compared (8 a cell), eac
 MAX_MISFIT = 24.0  # RMS difference between the image and the punk's drawing above which the
 # image is not a drawing of a punk (JPEG q70 noise is ~3; a photo ~30)
 CODEC_PIXELS = 1024 * 1024  # larger JPEG and WebP images are not re-encoded to check them
-REENCODE_PIXELS = 96 * 96  # smaller lossy images keep what weighs whole drawings by
+REENCODE_PIXELS = 112 * 112  # smaller lossy images keep what weighs whole drawings by
 # re-encoding them (Fit.reencode): where noise blurs a colour across cells, the linear fit can
 # prefer a wrong accessory; re-encoded, the right one gives the file back
 CODEC_ENCODE_PIXELS = 8_000_000  # pixels re-encoded per image at most (~0.2 s)
