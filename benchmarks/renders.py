@@ -61,6 +61,16 @@ def render(punk: np.ndarray, filt: str, size: int, fmt: str, background: str) ->
     return buf.getvalue()
 
 
+def cells(args):
+    """(filter, size, format, background) of every row asked for (JPEG has no transparency)."""
+    for filt in args.filters.split(","):
+        for size in (int(s) for s in args.sizes.split(",")):
+            for fmt in args.formats.split(","):
+                for bg in args.backgrounds.split(","):
+                    if not (bg == "transparent" and fmt.startswith("jpeg")):
+                        yield filt, size, fmt, bg
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", default=os.environ.get(D.ENV_DATA))
@@ -80,30 +90,25 @@ def main() -> None:
     print(f"{args.n} random punks (seed {args.seed}); exact = every pixel of the 24x24 RGBA punk\n")
     print("| filter | size (scale) | format | background | exact | filter named | ms/image |")
     print("|---|---|---|---|--:|--:|--:|")
-    for filt in args.filters.split(","):
-        for size in (int(s) for s in args.sizes.split(",")):
-            for fmt in args.formats.split(","):
-                for bg in args.backgrounds.split(","):
-                    if bg == "transparent" and fmt.startswith("jpeg"):
-                        continue
-                    exact = named = 0
-                    seconds = 0.0
-                    for i in ids:
-                        data = render(punks.images[i], filt, size, fmt, bg)
-                        start = time.perf_counter()
-                        try:
-                            out, info = normalize(data, palette, counts)
-                        except ImageError:
-                            out, info = None, None
-                        seconds += time.perf_counter() - start
-                        exact += out is not None and bool((out == punks.images[i]).all())
-                        named += info is not None and info.filter == filt
-                    print(
-                        f"| {filt} | {size} (x{size / 24:.3g}) | {fmt} | {bg} | "
-                        f"{exact / len(ids):.1%} | {named / len(ids):.0%} | "
-                        f"{seconds / len(ids) * 1000:.0f} |",
-                        flush=True,
-                    )
+    for filt, size, fmt, bg in cells(args):
+        exact = named = 0
+        seconds = 0.0
+        for i in ids:
+            data = render(punks.images[i], filt, size, fmt, bg)
+            start = time.perf_counter()
+            try:
+                out, info = normalize(data, palette, counts)
+            except ImageError:
+                out, info = None, None
+            seconds += time.perf_counter() - start
+            exact += out is not None and bool((out == punks.images[i]).all())
+            named += info is not None and info.filter == filt
+        print(
+            f"| {filt} | {size} (x{size / 24:.3g}) | {fmt} | {bg} | "
+            f"{exact / len(ids):.1%} | {named / len(ids):.0%} | "
+            f"{seconds / len(ids) * 1000:.0f} |",
+            flush=True,
+        )
 
 
 def traits(args) -> None:
@@ -125,32 +130,27 @@ def traits(args) -> None:
     print("| filter | size (scale) | format | background | right | verified | refused | ms/image |")
     print("|---|---|---|---|--:|--:|--:|--:|")
     misses = []
-    for filt in args.filters.split(","):
-        for size in (int(s) for s in args.sizes.split(",")):
-            for fmt in args.formats.split(","):
-                for bg in args.backgrounds.split(","):
-                    if bg == "transparent" and fmt.startswith("jpeg"):
-                        continue
-                    files = [render(punks.images[i], filt, size, fmt, bg) for i in ids]
-                    start = time.perf_counter()
-                    preds = model.predict_batch(files)
-                    seconds = time.perf_counter() - start
-                    right = sum(
-                        p.error is None and (p.head, set(p.accessories)) == want[int(i)]
-                        for i, p in zip(ids, preds)
-                    )
-                    wrong = [int(i) for i, p in zip(ids, preds)
-                             if p.error is None and (p.head, set(p.accessories)) != want[int(i)]]  # fmt: skip
-                    refused = [int(i) for i, p in zip(ids, preds) if p.error is not None]
-                    verified = sum(bool(p.verified) for p in preds)
-                    print(
-                        f"| {filt} | {size} (x{size / 24:.3g}) | {fmt} | {bg} | "
-                        f"{right / len(ids):.1%} | {verified / len(ids):.0%} | {len(refused)} | "
-                        f"{seconds / len(ids) * 1000:.0f} |",
-                        flush=True,
-                    )
-                    if wrong or refused:
-                        misses.append(f"{filt} {size} {fmt} {bg}: wrong {wrong}, refused {refused}")
+    for filt, size, fmt, bg in cells(args):
+        files = [render(punks.images[i], filt, size, fmt, bg) for i in ids]
+        start = time.perf_counter()
+        preds = model.predict_batch(files)
+        seconds = time.perf_counter() - start
+        right = sum(
+            p.error is None and (p.head, set(p.accessories)) == want[int(i)]
+            for i, p in zip(ids, preds)
+        )
+        wrong = [int(i) for i, p in zip(ids, preds)
+                 if p.error is None and (p.head, set(p.accessories)) != want[int(i)]]  # fmt: skip
+        refused = [int(i) for i, p in zip(ids, preds) if p.error is not None]
+        verified = sum(bool(p.verified) for p in preds)
+        print(
+            f"| {filt} | {size} (x{size / 24:.3g}) | {fmt} | {bg} | "
+            f"{right / len(ids):.1%} | {verified / len(ids):.0%} | {len(refused)} | "
+            f"{seconds / len(ids) * 1000:.0f} |",
+            flush=True,
+        )
+        if wrong or refused:
+            misses.append(f"{filt} {size} {fmt} {bg}: wrong {wrong}, refused {refused}")
     if misses:
         print("\npunks not read right (ids):\n" + "\n".join(f"- {m}" for m in misses))
 
