@@ -302,9 +302,9 @@ def fit_check(verifier: Verifier, fit, reading: np.ndarray, network: tuple[str, 
     if fit.samples < 2 * k:
         return None
     extra = {}
-    ranked, errs, tried = fit_search(verifier, fit, [network, (first.head, first.accessories)],
-                                     heads, flip)  # fmt: skip
-    best, err = ranked[0], float(errs[0])
+    ranked, _, tried = fit_search(verifier, fit, [network, (first.head, first.accessories)],
+                                  heads, flip)  # fmt: skip
+    best = ranked[0]
     if fit.reencode is not None:  # where noise blurs colours, the encoder tells them apart
         scored, n = _reencoding(verifier, fit, ranked[: 2 * RERANK], heads, flip)
         tried += n
@@ -319,15 +319,12 @@ def fit_check(verifier: Verifier, fit, reading: np.ndarray, network: tuple[str, 
                 score, best = again[0]
             if score == 0:
                 break
-        images, _ = verifier.sprites.render_many([best])
-        err = float(fit.errors(images[:, :, ::-1] if flip else images)[0])
         extra = {"reencoded": round(score, 3)}
     best = _needed(verifier, best)
     images, known = verifier.sprites.render_many([best])
     drawn = images[0]
     where = (drawn != reading).any(-1) & known[0]  # both as the punk is (`flip` aside)
-    rms = float(np.sqrt(max(err, 0.0) / fit.samples))
-    reading_rms = float(fit.rms(reading[None, :, ::-1] if flip else reading[None])[0])
+    rms, reading_rms = fit.rms(np.stack([drawn, reading])[:, :, :: -1 if flip else 1]).tolist()
     limit = FIT_SLACK * float(np.sqrt(fit.samples / (fit.samples - k)))
     head, acc = network
     asked = (head, tuple(sorted(acc, key=lambda a: verifier.layer.get(a, 99))))
