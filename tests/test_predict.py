@@ -54,7 +54,8 @@ def test_whole_number_nearest_pngs_skip_the_search_and_read_the_same(punks, pale
         # search, compositing in floats, counts a few half-transparent ones on a yellow as snapped
         assert {**got_info.to_dict(), "snapped": None} == {**info.to_dict(), "snapped": None}
         assert got_info.snapped == 0
-    # ...without the search: with it broken, these still read, and a JPEG (searched) does not.
+    # ...without the search: with it broken, these still read, and a smoothed JPEG (searched)
+    # does not.
     import punktraits.normalize as N
 
     def broken(*a, **k):
@@ -63,8 +64,44 @@ def test_whole_number_nearest_pngs_skip_the_search_and_read_the_same(punks, pale
     monkeypatch.setattr(N, "_normalize_pixels", broken)
     for r in renders:
         model.to_punk(r, "x.png")
+    smooth = render(punks.images[3], 0, BLUE, resample=Image.BILINEAR, size=100)
     with pytest.raises(AssertionError, match="searched"):
-        model.to_punk(encode(render(punks.images[3], 8, BLUE), "JPEG", quality=90), "x.jpg")
+        model.to_punk(encode(smooth, "JPEG", quality=90), "x.jpg")
+
+
+def test_whole_number_nearest_jpegs_re_encode_exactly_without_the_search(punks, model,
+                                                                        monkeypatch):  # fmt: skip
+    # A nearest upscale saved as JPEG is read by re-encoding its likeliest punk with the file's
+    # own tables (locate.exact_jpeg); the search runs only where that does not give the file back.
+    import punktraits.normalize as N
+
+    searched = []
+    search = N._normalize_pixels
+    monkeypatch.setattr(N, "_normalize_pixels",
+                        lambda *a, **kw: searched.append(1) or search(*a, **kw))
+    ids = list(range(11, 10_000, 1201))
+    for k, q in ((8, 85), (8, 95), (12, 70), (16, 85)):
+        before = len(searched)
+        for i in ids:
+            got = model.predict(encode(render(punks.images[i], k, BLUE), "JPEG", quality=q), "x.jpg")
+            assert got.error is None and got.verified, (i, k, q, got.check)
+            assert got.original["id"] == i and got.original["agrees_visible"], (i, k, q)
+            assert got.normalized["scale"] == [float(k), float(k)]
+            bg = bytes.fromhex(got.normalized["background"][1:])  # (colours a few levels
+            assert max(abs(a - b) for a, b in zip(bg, BLUE)) <= 3  # apart may encode alike)
+        if q >= 85:  # (at q70 a cell may need the search)
+            assert len(searched) == before, (k, q)
+
+
+def test_a_jpeg_that_codes_two_colours_alike_is_answered_by_what_re_encodes(punks, model):
+    # Ape #4464 at x8 q70: one cell of the ape's dark skin (53,36,16) and (59,33,15) are coded
+    # alike (the same luma, chroma quantised away): the prior reads the wrong one; the answer's
+    # drawing, re-encoded, gives the file back exactly, so it is verified.
+    im = render(punks.images[4464], 8, BLUE)
+    got = model.predict(encode(im, "JPEG", quality=70), "x.jpg")
+    assert got.normalized["notes"] == ["JPEG: re-encoded, gives the file back exactly"]
+    assert got.original["id"] == 4464 and got.verified
+    assert got.check["differing_pixels"] == 1 and got.check["image_fit"]["reencoded"] == 0.0
 
 
 @pytest.mark.parametrize("scale", range(1, 17))

@@ -36,7 +36,7 @@ from .collection import Originals, Rarity, layered, punk_item
 from .data import HEADS, TRAIT_INDEX, TYPES
 from .draw import render_explanation
 from .errors import DataError, ImageError, PunktraitsError, RunError
-from .locate import LOSSLESS, exact_punk, silhouette, squares
+from .locate import LOSSLESS, exact_jpeg, exact_punk, silhouette, squares
 from .normalize import MAX_PIXELS, Normalized, normalize, normalize_pixels, open_image
 from .run import Run
 from .verify import Check, Verifier, fit_check, likely_heads
@@ -151,7 +151,9 @@ class Predictor:
             image = self._png(image)
         return normalize(image, self.palette, self.counts, name=name, exact=self._exact)
 
-    def _exact(self, rgba: np.ndarray, has_alpha: bool, fmt: str):
+    def _exact(self, rgba: np.ndarray, has_alpha: bool, fmt: str, jpeg: dict):
+        if fmt == "JPEG":
+            return None if has_alpha else exact_jpeg(rgba, fmt, jpeg, self.palette, self.counts)
         return exact_punk(rgba, has_alpha, fmt, self.palette, self.counts)
 
     @staticmethod
