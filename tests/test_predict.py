@@ -77,13 +77,16 @@ def test_whole_number_nearest_jpegs_re_encode_exactly_without_the_search(punks, 
 
     searched = []
     search = N._normalize_pixels
-    monkeypatch.setattr(N, "_normalize_pixels",
-                        lambda *a, **kw: searched.append(1) or search(*a, **kw))
+    monkeypatch.setattr(
+        N, "_normalize_pixels", lambda *a, **kw: searched.append(1) or search(*a, **kw)
+    )
     ids = list(range(11, 10_000, 1201))
     for k, q in ((8, 85), (8, 95), (12, 70), (16, 85)):
         before = len(searched)
         for i in ids:
-            got = model.predict(encode(render(punks.images[i], k, BLUE), "JPEG", quality=q), "x.jpg")
+            got = model.predict(
+                encode(render(punks.images[i], k, BLUE), "JPEG", quality=q), "x.jpg"
+            )
             assert got.error is None and got.verified, (i, k, q, got.check)
             assert got.original["id"] == i and got.original["agrees_visible"], (i, k, q)
             assert got.normalized["scale"] == [float(k), float(k)]
