@@ -1,13 +1,14 @@
 """How many punks `find` reads right in page-like screenshots, how many squares it makes up, and
 how fast; and the punks.png sheet (10,000 punks at x1) timed.
 
-    python benchmarks/screenshots.py [--pages 30] [--seed 0] [--sheet]
+    python benchmarks/screenshots.py [--pages 30] [--seed 0] [--jpeg] [--sheet]
 
 Each page (seeded, same pixels for a seed) is a light or dark page of text lines, buttons and
 photo-like gradients with 3 to 10 punks placed apart, each on its own square of a site colour
 (mostly the blue #638596), with a caption under it: sizes from 48 to 336 px, drawn nearest
 (whole-number scales) or smoothed (bilinear, bicubic, lanczos at any size), one in ten mirrored;
-saved as PNG, or as JPEG quality 90 (one page in three). A punk is found when an answer's box
+saved as PNG, or as JPEG quality 90 (one page in three; every page with --jpeg: the same pages,
+the PNG ones saved as JPEG too). A punk is found when an answer's box
 overlaps its square by more than half, read right when that answer is the original (exact pixel
 lookup) with its visible labels and the right `mirrored`. A false detection is an answer with no
 punk under it. Seconds are `Predictor.find` per page, on whatever CPU runs it. Prints Markdown.
@@ -43,8 +44,8 @@ def tile(punk: np.ndarray, side: int, bg, resample) -> Image.Image:
     return square.convert("RGB")
 
 
-def make_page(rng: np.random.Generator, images: np.ndarray):
-    """(encoded bytes, format, truth [(id, box, mirrored, how)])."""
+def make_page(rng: np.random.Generator, images: np.ndarray, jpeg: bool = False):
+    """(encoded bytes, format, truth [(id, box, mirrored, how)]); `jpeg`: always JPEG."""
     w, h = int(rng.integers(900, 1500)), int(rng.integers(700, 1100))
     dark = rng.random() < 0.3
     im = Image.new("RGB", (w, h), (24, 26, 30) if dark else (250, 250, 247))
@@ -99,7 +100,7 @@ def make_page(rng: np.random.Generator, images: np.ndarray):
             colour = tuple(int(v) for v in rng.integers(0, 256, 3))
             d.rounded_rectangle((at[0], at[1], at[0] + 119, at[1] + 35), 8, fill=colour)
             d.text((at[0] + 20, at[1] + 12), str(rng.choice(WORDS)).title(), fill=(255, 255, 255))
-    fmt = "JPEG" if rng.random() < 1 / 3 else "PNG"
+    fmt = "JPEG" if rng.random() < 1 / 3 or jpeg else "PNG"
     buf = io.BytesIO()
     im.save(buf, format=fmt, **({"quality": 90} if fmt == "JPEG" else {}))
     return buf.getvalue(), fmt, truth
@@ -110,6 +111,7 @@ def main() -> None:
     ap.add_argument("--data-dir", default=os.environ.get(D.ENV_DATA))
     ap.add_argument("--pages", type=int, default=30)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--jpeg", action="store_true", help="every page saved as JPEG q90")
     ap.add_argument("--sheet", action="store_true", help="also time punks.png (10,000 punks)")
     args = ap.parse_args()
     punks = D.load(args.data_dir, download=False, progress=False)
@@ -119,7 +121,7 @@ def main() -> None:
     false, errors, seconds, n_punks = 0, 0, 0.0, 0
     misses = []
     for k in range(args.pages):
-        data, fmt, truth = make_page(rng, punks.images)
+        data, fmt, truth = make_page(rng, punks.images, args.jpeg)
         t = time.perf_counter()
         answers = model.find(data, f"page{k}.{fmt.lower()}")
         seconds += time.perf_counter() - t

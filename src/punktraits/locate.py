@@ -60,7 +60,8 @@ def squares(rgba: np.ndarray, has_alpha: bool, fmt: str,
     if min(h, w) < MIN_SIDE:
         return []
     tol = 10 if fmt in LOSSLESS else 24  # a smoothed punk's outline leaks a few levels; JPEG
-    # bleeds the page's colour into a square's edge
+    # bleeds the page's colour into a square's edge (`inset`: the pixels it blurs there)
+    inset = 0 if fmt in LOSSLESS else 2
     found: dict[tuple[int, int, int, int], Square] = {}
     gridded = 0  # pixels inside grids of squares found
     for colour in _colours(rgba, has_alpha, fmt, tol):
@@ -88,20 +89,25 @@ def squares(rgba: np.ndarray, has_alpha: bool, fmt: str,
                 continue
             rw, rh = int(hrun[y, x]), int(vrun[y, x])
             # an edge cut short (a hat or hair smoothed into it): the other edge's square
-            sizes = {(rw, rh), (max(rw, rh), max(rw, rh))}
-            for sw, sh in sorted(sizes, reverse=True):
-                if x + sw > w or y + sh > h:
+            side = max(rw, rh)
+            tries = sorted({(x, y, rw, rh), (x, y, side, side)}, key=lambda t: -t[2] * t[3])
+            if inset:  # JPEG blurs the square's edges into the page: as much is cut off both
+                tries.append((x - (side - rw + 1) // 2, y - (side - rh + 1) // 2, side, side))
+            for sx, sy, sw, sh in tries:
+                if sx < 0 or sy < 0 or sx + sw > w or sy + sh > h:
                     continue
-                cells = _grid(cols, rows, int(x), int(y), sw, sh)
+                cells = _grid(cols, rows, int(sx), int(sy), sw, sh, inset)
                 if cells is None:
                     continue
                 for cx, cy, cw, ch in cells:
+                    if inset and len(cells) == 1:  # (a grid's cells are cut from its sides)
+                        cx, cy, cw, ch = _snapped(rgba, colour, cx, cy, cw, 3 * inset)
                     part = mask[cy : cy + ch, cx : cx + cw]
                     if _plausible(part) and (silhouette is None or _shaped(part, *silhouette)):
                         key = (cx, cy, cw, ch)
                         found.setdefault(key, Square(cx, cy, cw, ch, tuple(int(v) for v in colour)))
                 if len(cells) > 1:
-                    covered[y : y + sh, x : x + sw] = True
+                    covered[sy : sy + sh, sx : sx + sw] = True
                     kept = sum(
                         _plausible(mask[cy : cy + ch, cx : cx + cw]) for cx, cy, cw, ch in cells
                     )
@@ -150,10 +156,11 @@ def _runs(mask: np.ndarray) -> np.ndarray:
     return stop - pos[None]
 
 
-def _grid(cols, rows, x: int, y: int, w: int, h: int):
+def _grid(cols, rows, x: int, y: int, w: int, h: int, inset: int = 0):
     """The rectangle cut into the most equal squares (n across, m down) whose left and right
     columns are nine tenths the colour down the rectangle and whose top rows are mostly of it
-    along it: [(x, y, w, h)] per square, or None."""
+    along it (those `inset` pixels inside: a JPEG blurs the edges): [(x, y, w, h)] per square,
+    or None."""
     for n in range(w // MIN_SIDE, 0, -1):
         side = w / n
         m = int(round(h / side))
@@ -163,16 +170,56 @@ def _grid(cols, rows, x: int, y: int, w: int, h: int):
         edges_y = np.round(y + np.arange(m + 1) * side).astype(int)
         edges_y[-1] = min(edges_y[-1], cols.shape[0] - 1)
         y1 = int(edges_y[-1])
-        sides = np.concatenate([edges_x[:-1], edges_x[1:] - 1])
-        down = (cols[y1, sides] - cols[y, sides]) / (y1 - y)
+        down = np.zeros(2 * n)
+        along = np.zeros(m)
+        for o in range(inset + 1):  # (each edge at its best of the pixels blurred)
+            sides = np.concatenate([edges_x[:-1] + o, edges_x[1:] - 1 - o])
+            down = np.maximum(down, (cols[y1, sides] - cols[y, sides]) / (y1 - y))
+            tops = edges_y[:-1] + o
+            along = np.maximum(along, (rows[tops, x + w] - rows[tops, x]) / w)
         if down.min() < 0.9:
             continue
-        along = (rows[edges_y[:-1], x + w] - rows[edges_y[:-1], x]) / w
         if along.min() < 0.85:
             continue
         return [(int(edges_x[i]), int(edges_y[j]), int(edges_x[i + 1] - edges_x[i]),
                  int(edges_y[j + 1] - edges_y[j])) for j in range(m) for i in range(n)]  # fmt: skip
     return None
+
+
+def _snapped(rgba: np.ndarray, colour: np.ndarray, x: int, y: int, side: int, reach: int):
+    """A square of a JPEG moved onto its edges: the page's colour blurs a few pixels into it
+    and its into the page, so the runs that found it may start or stop a pixel or three off.
+    Its left and right columns and its top row are its colour all along (a punk's are
+    background); across each edge the pixels go from the page's colour to the square's, and
+    the edge is where they are halfway (an edge with nothing else beside it stays). `reach`:
+    how far it may move (the top up to an eighth of the side)."""
+    h, w = rgba.shape[:2]
+    c = colour[:3].astype(np.int16)
+
+    def far(lines: np.ndarray) -> np.ndarray:  # each line's mean distance from the colour
+        return np.abs(lines[..., :3].astype(np.int16) - c).max(-1).mean(-1)
+
+    def edge(d: np.ndarray, at: int) -> int | None:  # d: outside first; the first pixel in
+        if len(d) < 2 or d[0] - d.min() < 24:
+            return None
+        inside = np.flatnonzero(d <= (d[0] + d.min()) / 2)
+        return at + int(inside[0]) if len(inside) else None
+
+    y1 = min(y + side, h)
+    lo, hi = max(x - reach - 1, 0), min(x + reach + 1, w)
+    left = edge(far(rgba[y:y1, lo:hi].transpose(1, 0, 2)), lo)
+    lo, hi = max(x + side - 2 - reach, 0), min(x + side + reach, w)
+    right = edge(far(rgba[y:y1, lo:hi].transpose(1, 0, 2))[::-1], 0)
+    right = None if right is None else hi - 1 - right
+    lo, hi = max(y - max(reach, side // 8) - 1, 0), min(y + reach + 1, h)  # (a blurred
+    top = edge(far(rgba[lo:hi, x : x + side]), lo)  # corner may start the square's run lower)
+    x0 = x if left is None else left
+    x1 = x + side - 1 if right is None else right
+    y0 = y if top is None else top
+    s = x1 - x0 + 1
+    if y0 + s > h or s < MIN_SIDE:
+        return x, y, side, side
+    return x0, y0, s, s
 
 
 def _plausible(mask: np.ndarray) -> bool:
