@@ -96,6 +96,25 @@ def test_whole_number_nearest_jpegs_re_encode_exactly_without_the_search(punks, 
             assert len(searched) == before, (k, q)
 
 
+def test_the_fit_of_a_jpeg_read_by_re_encoding_is_the_drawings_squared_error(punks, model):
+    # (the squares of a 384 px image summed overflow int32: a not-punk's wrong answer once
+    # scored 0 and was accepted)
+    from punktraits.locate import exact_jpeg
+    from punktraits.normalize import open_image
+
+    light = encode(render(punks.images[77], 16, (240, 240, 240)), "JPEG")  # far from the outline
+    rgba, _, fmt, _, tables = open_image(light)
+    punk, info = exact_jpeg(rgba, fmt, tables, model.palette, model.counts)
+    bg = np.array(list(bytes.fromhex(info.background[1:])), np.int64)
+    for p in (punk, punks.images[78], punks.images[79]):
+        a = p[..., 3:].astype(np.int64)
+        shown = (p[..., :3] * a + bg * (255 - a)) / 255.0
+        drawn = np.repeat(np.repeat(shown, 16, 0), 16, 1)
+        want = float(((drawn - rgba[..., :3]) ** 2).sum())
+        assert info.fit.errors(p[None])[0] == pytest.approx(want, rel=1e-9)
+    assert info.fit.reencode(punk[None])[0] == 0.0 < info.fit.reencode(punks.images[78][None])[0]
+
+
 def test_a_jpeg_that_codes_two_colours_alike_is_answered_by_what_re_encodes(punks, model):
     # Ape #4464 at x8 q70: one cell of the ape's dark skin (53,36,16) and (59,33,15) are coded
     # alike (the same luma, chroma quantised away): the prior reads the wrong one; the answer's

@@ -417,7 +417,7 @@ class _Tiles:
         re-encoded exactly as the file was (`Fit.reencode`). Another answer than the reading
         (JPEG may code two colours a few levels apart alike) is weighed with them."""
         k, h = self.k, self.rgb.shape[0]
-        r = self.rgb.astype(np.int32) - bg.astype(np.int32)
+        r = self.rgb.astype(np.int64) - bg  # (int64: its squares summed overflow int32)
         eye = k * np.eye(24)
 
         def reencode(punks: np.ndarray, again: bool = False) -> np.ndarray:
