@@ -35,6 +35,7 @@ MIN_SIDE = 24  # a punk's square has at least one pixel per punk pixel
 LOSSLESS = ("PNG", "BMP", "GIF")
 MAX_COLOURS = 16  # background colours tried, commonest first
 MAX_RECTANGLES = 2000  # rectangles tried per colour at most (the largest first)
+MAX_WRONG = 128  # exact_jpeg repairs a reading with at most this many cells not re-encoding
 
 
 @dataclass(frozen=True)
@@ -324,11 +325,13 @@ def exact_jpeg(image: np.ndarray, fmt: str, tables: dict, palette: np.ndarray,
         if best:
             shown, score, idx = likeliest(bgs[best])
     bg = bgs[best] if len(bgs) > 1 else bgs[0]
-    for _ in range(3):
+    for step in range(3):
         err = tiles.cell_errors(tiles.draw(shown[idx]))
         wrong = np.flatnonzero(err > 0)
         if not len(wrong):
             break
+        if step == 0 and len(wrong) > MAX_WRONG:
+            return None  # too noisy to repair a cell at a time: the search reads it
         # each wrong cell with its next likeliest colours, all drawn and encoded at once
         ranked = np.argsort(score[wrong], 1)[:, :3]
         trials, where = [], []
@@ -348,6 +351,8 @@ def exact_jpeg(image: np.ndarray, fmt: str, tables: dict, palette: np.ndarray,
             break
         for c, (_, alt) in chosen.items():
             idx[c] = alt
+    if 16 % k == 0:  # cells within one block each: the block's doubtful cells, all at once
+        idx = _blockwise(tiles, shown, score, idx)
     if not np.array_equal(tiles.codec(tiles.draw(shown[idx])), rgb):
         return None
     out = palette[idx].reshape(24, 24, 4)
@@ -358,6 +363,50 @@ def exact_jpeg(image: np.ndarray, fmt: str, tables: dict, palette: np.ndarray,
     return out, Normalized((w, h), fmt, (float(k), float(k)), (0.0, 0.0), bg_name, snapped,
                            ["JPEG: re-encoded, gives the file back exactly"], "nearest",
                            tiles.fit(bg))  # fmt: skip
+
+
+def _blockwise(tiles: _Tiles, shown, score, idx, margin: float = 20.0, rounds: int = 8):
+    """Where the drawing still does not re-encode: per 16x16 block, each doubtful cell (its two
+    likeliest colours within `margin`) changed to its next likeliest colours one at a time,
+    every block's trials in one encode, and the one change that brings each block closest
+    kept; again while it helps. A block is coded alone, so its error is its cells' together
+    (a cell of a block with other wrong cells may not improve its own pixels)."""
+    k = tiles.k
+    per = 16 // k  # cells per block side
+    ranked = np.argsort(score, 1)[:, :3]
+    top = np.take_along_axis(score, ranked, 1)
+    doubtful = top[:, 1] - top[:, 0] < margin
+    idx = idx.copy()
+    for _ in range(rounds):
+        now = tiles.draw(shown[idx])
+        err = tiles.cell_errors(now).reshape(24 // per, per, 24 // per, per).sum((1, 3))
+        trials, where = [], []
+        for by, bx in zip(*np.nonzero(err)):
+            place = (min(by * 16, tiles.last), min(bx * 16, tiles.last))
+            trials.append((now, place))
+            where.append(((by, bx), None, None))
+            for i in range(per):
+                for j in range(per):
+                    c = (by * per + i) * 24 + bx * per + j
+                    for alt in ranked[c] if doubtful[c] else ():
+                        if alt != idx[c]:
+                            t = idx.copy()
+                            t[c] = alt
+                            trials.append((tiles.draw(shown[t]), place))
+                            where.append(((by, bx), c, alt))
+        if len(trials) == len(set(w[0] for w in where)):
+            break  # nothing to try
+        got = tiles.errors(trials)
+        best: dict = {}
+        for (block, c, alt), e in zip(where, got):  # (the block as it is comes first)
+            if block not in best or e < best[block][0]:
+                best[block] = (e, c, alt)
+        moves = [(c, alt) for _, c, alt in best.values() if c is not None]
+        if not moves:
+            break
+        for c, alt in moves:
+            idx[c] = alt
+    return idx
 
 
 class _Tiles:
