@@ -1133,12 +1133,17 @@ def _candidates(d: _Drawing, idx, est, prior, margin: float = 12.0):
     m, masks = d.linear(idx)
     de = d.gains(idx, m, masks)
     weight = 2 * float(((d.y - m) ** 2).mean()) * d.y.shape[0] * d.y.shape[1] / 576
+    de[np.arange(576), idx] = np.inf
+    fit = de.argmin(1)  # the colour the fit alone likes next
+    # a cell whose next colour would cost the fit more than the noise explains is sure (the
+    # prior aside: a rare colour a few levels from a common one, Rosy Cheeks on the skin, is
+    # what the encoder tells apart)
+    doubtful = de[np.arange(576), fit] < 3 * weight
     if prior is not None:
         de -= weight * (prior[None] - prior[idx][:, None])
-    de[np.arange(576), idx] = np.inf
     order = np.hstack([idx[:, None], np.argsort(de, 1)[:, :2]])
-    # a cell whose next colour would cost the fit more than the noise explains is sure
-    doubtful = np.take_along_axis(de, order[:, 1:2], 1)[:, 0] < 3 * weight
+    other = (order[:, 1] != fit) & (order[:, 2] != fit)
+    order[other, 2] = fit[other]
     return idx, order, doubtful
 
 
