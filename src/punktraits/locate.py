@@ -282,17 +282,18 @@ def exact_punk(cell: np.ndarray, has_alpha: bool, fmt: str, palette: np.ndarray,
 
 def exact_jpeg(image: np.ndarray, fmt: str, tables: dict, palette: np.ndarray,
                counts: np.ndarray | None) -> tuple[np.ndarray, Normalized] | None:  # fmt: skip
-    """The punk an opaque JPEG shows when it is a whole-number nearest upscale (x4 to x16 with no
+    """The punk an opaque JPEG shows when it is a whole-number nearest upscale (x4 to x40 with no
     border) that its own encoder gives back exactly. Encoders are deterministic, so a punk that
     re-encodes to every pixel of the file is the one it was made from.
 
     Each cell's likeliest colour by the mean of its block's core; the background among the
     colours that encode as its corners do, by which re-draws the punk's edges best; then, where
-    the drawing does not re-encode exactly, each such cell's next likeliest colours. Candidates
-    are tried many at once: a JPEG codes each 16x16 block of pixels alone, so the blocks of many
-    drawings, put side by side in one picture, are encoded in one go (`_Tiles`). ~3 ms at x8
-    instead of the search's ~60 ms. None when it does not re-encode exactly (the normaliser then
-    reads it)."""
+    the drawing does not re-encode exactly, each such cell's next likeliest colours, and each
+    block's doubtful cells (`_blockwise`). Candidates are tried many at once: a JPEG codes each
+    16x16 block of pixels alone, so the blocks of many drawings, put side by side in one
+    picture, are encoded in one go (`_Tiles`). ~5 ms at x8 instead of the search's ~60 ms. None
+    when it does not re-encode exactly, or more than MAX_WRONG cells are off at first (the
+    normaliser then reads it)."""
     h, w = image.shape[:2]
     if fmt != "JPEG" or not tables or h != w or h % 24 or not 4 <= h // 24 <= 40:
         return None
