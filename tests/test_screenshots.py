@@ -83,13 +83,17 @@ def test_a_jpeg_page_squares_found_on_their_blurred_edges(model, punks):
     # read exactly.
     im = Image.new("RGB", (700, 420), (250, 250, 247))
     placed = [(3471, 37, 2, 120, (142, 111, 182)), (2991, 101, 201, 192, BLUE),
-              (1409, 411, 117, 240, (149, 85, 79))]  # fmt: skip
+              (1409, 411, 117, 240, (149, 85, 79)), (8386, 560, 12, 96, (110, 150, 107))]
+    # (#8386 is a Zombie on the green: its skin is within JPEG's tolerance of the green)
     for i, x, y, side, bg in placed:
         im.paste(tile(punks.images[i], side, bg), (x, y))
     found = model.find(encode(im, "JPEG", quality=90), "page.jpg")
     found = sorted(found, key=lambda p: p.box[0])
     assert [p.box for p in found] == [[x, y, side, side] for _, x, y, side, _ in placed]
-    assert all(read_right(p, i) and p.verified for p, (i, *_) in zip(found, placed))
+    assert all(read_right(p, i) for p, (i, *_) in zip(found, placed))
+    # (the Zombie's skin and the green are read apart by the whole drawing's fit, not pixel
+    # for pixel: right, unverified)
+    assert [p.verified for p in found] == [True, True, True, False]
 
 
 def test_a_grid_png_and_jpeg(model, punks):

@@ -104,7 +104,9 @@ def squares(rgba: np.ndarray, has_alpha: bool, fmt: str,
                     if inset and len(cells) == 1:  # (a grid's cells are cut from its sides)
                         cx, cy, cw, ch = _snapped(rgba, colour, cx, cy, cw, 3 * inset)
                     part = mask[cy : cy + ch, cx : cx + cw]
-                    if _plausible(part) and (silhouette is None or _shaped(part, *silhouette)):
+                    pixels = rgba[cy : cy + ch, cx : cx + cw]
+                    if _plausible(part) and _punk_shaped(part, pixels, colour, tol, has_alpha,
+                                                         inset > 0, silhouette):  # fmt: skip
                         key = (cx, cy, cw, ch)
                         found.setdefault(key, Square(cx, cy, cw, ch, tuple(int(v) for v in colour)))
                 if len(cells) > 1:
@@ -230,6 +232,16 @@ def _plausible(mask: np.ndarray) -> bool:
     content = 1.0 - float(mask.mean())
     bottom = mask[h - max(1, h // 48) :]
     return 0.15 <= content <= 0.8 and not bool(bottom.all())
+
+
+def _punk_shaped(part, pixels, colour, tol: int, has_alpha: bool, lossy: bool,
+                 silhouette) -> bool:  # fmt: skip
+    """`_shaped` on the square's mask `part`; for a JPEG, also on a mask half as tolerant of its
+    `pixels`: within the JPEG tolerance a Zombie's skin is the site green, closer to the colour
+    the punk's cells are not background (a small square's noise needs the full tolerance)."""
+    if silhouette is None or _shaped(part, *silhouette):
+        return True
+    return lossy and _shaped(_mask(pixels, colour, tol // 2, has_alpha), *silhouette)
 
 
 def _shaped(mask: np.ndarray, never: np.ndarray, always: np.ndarray) -> bool:
