@@ -82,8 +82,12 @@ def test_a_jpeg_page_squares_found_on_their_blurred_edges(model, punks):
     # the 16-pixel blocks, at the picture's top edge, each is still found on its own edges and
     # read exactly.
     im = Image.new("RGB", (700, 420), (250, 250, 247))
-    placed = [(3471, 37, 2, 120, (142, 111, 182)), (2991, 101, 201, 192, BLUE),
-              (1409, 411, 117, 240, (149, 85, 79)), (8386, 560, 12, 96, (110, 150, 107))]
+    placed = [
+        (3471, 37, 2, 120, (142, 111, 182)),
+        (2991, 101, 201, 192, BLUE),
+        (1409, 411, 117, 240, (149, 85, 79)),
+        (8386, 560, 12, 96, (110, 150, 107)),
+    ]
     # (#8386 is a Zombie on the green: its skin is within JPEG's tolerance of the green)
     for i, x, y, side, bg in placed:
         im.paste(tile(punks.images[i], side, bg), (x, y))
