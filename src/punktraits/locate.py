@@ -338,13 +338,13 @@ def exact_jpeg(image: np.ndarray, fmt: str, tables: dict, palette: np.ndarray,
         if best:
             shown, score, idx = likeliest(bgs[best])
     bg = bgs[best] if len(bgs) > 1 else bgs[0]
-    for step in range(3):
-        err = tiles.cell_errors(tiles.draw(shown[idx]))
+    err = tiles.cell_errors(tiles.draw(shown[idx]))  # (all 0: it gives the file back)
+    if np.count_nonzero(err) > MAX_WRONG:
+        return None  # too noisy to repair a cell at a time: the search reads it
+    for _ in range(3):
         wrong = np.flatnonzero(err > 0)
         if not len(wrong):
             break
-        if step == 0 and len(wrong) > MAX_WRONG:
-            return None  # too noisy to repair a cell at a time: the search reads it
         # each wrong cell with its next likeliest colours, all drawn and encoded at once
         ranked = np.argsort(score[wrong], 1)[:, :3]
         trials, where = [], []
@@ -364,9 +364,10 @@ def exact_jpeg(image: np.ndarray, fmt: str, tables: dict, palette: np.ndarray,
             break
         for c, (_, alt) in chosen.items():
             idx[c] = alt
-    if 16 % k == 0:  # cells within one block each: the block's doubtful cells, all at once
-        idx = _blockwise(tiles, shown, score, idx)
-    if not np.array_equal(tiles.codec(tiles.draw(shown[idx])), rgb):
+        err = tiles.cell_errors(tiles.draw(shown[idx]))
+    if err.any() and 16 % k == 0:  # cells within one block each: a block's doubtful cells
+        idx, err = _blockwise(tiles, shown, score, idx, err)
+    if err.any():
         return None
     out = palette[idx].reshape(24, 24, 4)
     if not out[..., 3].any() or out[[0, 0, 23, 23], [0, 23, 0, 23], 3].any():
@@ -378,12 +379,13 @@ def exact_jpeg(image: np.ndarray, fmt: str, tables: dict, palette: np.ndarray,
                            tiles.fit(bg))  # fmt: skip
 
 
-def _blockwise(tiles: _Tiles, shown, score, idx, margin: float = 20.0, rounds: int = 8):
-    """Where the drawing still does not re-encode: per 16x16 block, each doubtful cell (its two
-    likeliest colours within `margin`) changed to its next likeliest colours one at a time,
-    every block's trials in one encode, and the one change that brings each block closest
-    kept; again while it helps. A block is coded alone, so its error is its cells' together
-    (a cell of a block with other wrong cells may not improve its own pixels)."""
+def _blockwise(tiles: _Tiles, shown, score, idx, err, margin: float = 20.0, rounds: int = 8):
+    """Where the drawing of `idx` still does not re-encode (`err`: its cell errors): per 16x16
+    block, each doubtful cell (its two likeliest colours within `margin`) changed to its next
+    likeliest colours one at a time, every block's trials in one encode, and the one change
+    that brings each block closest kept; again while it helps. A block is coded alone, so its
+    error is its cells' together (a cell of a block with other wrong cells may not improve its
+    own pixels). Returns the cells and their errors."""
     k = tiles.k
     per = 16 // k  # cells per block side
     ranked = np.argsort(score, 1)[:, :3]
@@ -392,9 +394,9 @@ def _blockwise(tiles: _Tiles, shown, score, idx, margin: float = 20.0, rounds: i
     idx = idx.copy()
     for _ in range(rounds):
         now = tiles.draw(shown[idx])
-        err = tiles.cell_errors(now).reshape(24 // per, per, 24 // per, per).sum((1, 3))
+        blocks = err.reshape(24 // per, per, 24 // per, per).sum((1, 3))
         trials, where = [], []
-        for by, bx in zip(*np.nonzero(err)):
+        for by, bx in zip(*np.nonzero(blocks)):
             place = (min(by * 16, tiles.last), min(bx * 16, tiles.last))
             trials.append((now, place))
             where.append(((by, bx), None, None))
@@ -419,7 +421,8 @@ def _blockwise(tiles: _Tiles, shown, score, idx, margin: float = 20.0, rounds: i
             break
         for c, alt in moves:
             idx[c] = alt
-    return idx
+        err = tiles.cell_errors(tiles.draw(shown[idx]))
+    return idx, err
 
 
 class _Tiles:

@@ -760,7 +760,7 @@ def normalize(
     `counts` how many pixels of the collection have each (a prior for noisy images).
     `exact(rgba, has_alpha, fmt, jpeg)`: a cheap reading tried first on a decoded image that
     needed no note (a whole-number nearest upscale: locate.exact_punk in a lossless file, 0.3 ms
-    instead of the search's ~12 ms; locate.exact_jpeg in a JPEG (`jpeg`: its tables), ~3 ms
+    instead of the search's ~12 ms; locate.exact_jpeg in a JPEG (`jpeg`: its tables), ~5 ms
     instead of ~60 ms); None from it means "search".
     """
     name = name or (str(source) if isinstance(source, (str, os.PathLike)) else "<bytes>")
