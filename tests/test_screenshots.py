@@ -100,6 +100,41 @@ def test_a_jpeg_page_squares_found_on_their_blurred_edges(model, punks):
     assert [p.verified for p in found] == [True, True, True, False]
 
 
+def test_a_small_square_on_a_jpeg_page_of_photos_and_large_punks(model, punks):
+    # A JPEG spreads each colour over many: photos' noise and large punks' flat colours made
+    # more candidate colours than were tried, and a 48 px square's colour was not among them.
+    rng = np.random.default_rng(3)
+    im = Image.new("RGB", (1100, 900), (250, 250, 247))
+    for x, y in [(20, 20), (20, 300), (20, 600), (820, 600)]:  # photos: noisy gradients
+        yy, xx = np.mgrid[0:240, 0:300]
+        c0, c1 = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
+        t = (xx / 300 * 0.6 + yy / 240 * 0.4)[..., None]
+        photo = c0 * (1 - t) + c1 * t + rng.normal(0, 6, (240, 300, 3))
+        im.paste(Image.fromarray(np.clip(photo, 0, 255).astype(np.uint8)), (x, y))
+    big = [(3100, 340, 20), (5822, 590, 20), (7804, 840, 20), (2890, 340, 300), (635, 590, 300),
+           (8857, 840, 300), (1190, 340, 600)]  # fmt: skip
+    for i, x, y in big:
+        im.paste(tile(punks.images[i], 240, (142, 111, 182), Image.BICUBIC), (x, y))
+    im.paste(tile(punks.images[957], 48, (149, 85, 79)), (640, 640))
+    found = model.find(encode(im, "JPEG", quality=90), "page.jpg")
+    small = [p for p in found if p.box[2] < 100]
+    assert [p.box for p in small] == [[640, 640, 48, 48]]
+    assert read_right(small[0], 957)
+    assert len(found) == len(big) + 1
+
+
+def test_a_small_smoothed_square_refused_alone_is_read_by_re_encoding(model, punks):
+    # #5457 bilinear at 56 px on a JPEG page: the page's white blurs into its edges, so its
+    # reading alone was refused (RMS 1.4x the reading's) and dropped; re-encoded in the page's
+    # blocks around it, its drawing gives the file back within a level.
+    im = Image.new("RGB", (400, 300), (250, 250, 247))
+    im.paste(tile(punks.images[5457], 56, resample=Image.BILINEAR), (103, 91))
+    im.paste(tile(punks.images[5005], 59, resample=Image.BILINEAR), (246, 150))
+    found = model.find(encode(im, "JPEG", quality=90), "page.jpg")
+    assert [p.box for p in found] == [[103, 91, 56, 56], [246, 150, 59, 59]]
+    assert read_right(found[0], 5457) and read_right(found[1], 5005)
+
+
 def test_a_grid_png_and_jpeg(model, punks):
     ids = list(range(300, 312))
     grid = Image.new("RGB", (4 * 96, 3 * 96))

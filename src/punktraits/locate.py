@@ -25,6 +25,7 @@ punks.png take seconds.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -121,25 +122,63 @@ def squares(rgba: np.ndarray, has_alpha: bool, fmt: str,
 
 def _colours(rgba: np.ndarray, has_alpha: bool, fmt: str, tol: int) -> list[np.ndarray]:
     """The commonest colours (RGBA int), enough of each to be a punk's background at x1, each
-    more than `tol` from the others (JPEG noise spreads one colour over several)."""
+    more than `tol` from the others. A lossy picture's: counted on its steady pixels only, in
+    bins of 8 levels each counted with its neighbours (JPEG noise spreads one colour over
+    several, a photo's over many), up to twice as many, each more than `tol` / 2 from the
+    others (a colour beside another a little more than `tol` away must not be lost)."""
     h, w = rgba.shape[:2]
     step = max(1, min(h, w) // 512)
     px = rgba[::step, ::step].reshape(-1, 4).astype(np.int64)
+    lossy = fmt not in LOSSLESS
+    if lossy:
+        px = px[_steady(rgba, step).ravel()]
     if has_alpha:
         px = np.where(px[:, 3:] == 0, 0, px)  # every transparent pixel is one colour
-    shift = 0 if fmt in LOSSLESS else 3  # lossy: neighbouring values in one bin
-    q = px >> shift
+    q = px >> (3 if lossy else 0)
     key = ((q[:, 0] * 256 + q[:, 1]) * 256 + q[:, 2]) * 256 + q[:, 3]
     uniq, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
-    enough = 200 / step**2  # a x1 punk's square has 244 to 428 background pixels
+    if lossy:  # a bin that holds more than its 26 neighbours, counted with them (a colour on
+        own, counts = counts, counts.copy()  # a bin's edge is split in two)
+        peak = np.ones(len(uniq), bool)
+        for dr, dg, db in itertools.product((-1, 0, 1), repeat=3):
+            near = uniq + ((dr * 256 + dg) * 256 + db) * 256
+            at = np.minimum(np.searchsorted(uniq, near), len(uniq) - 1)
+            hit = (uniq[at] == near) & (near != uniq)
+            counts[hit] += own[at[hit]]
+            peak[hit] &= own[hit] >= own[at[hit]]
+        counts[~peak] = 0
+    enough = (100 if lossy else 200) / step**2  # a x1 punk's square has 244 to 428 background
+    # pixels (a lossy one's steady ones, at x2, a few hundred)
+    most, apart = (2 * MAX_COLOURS, tol // 2) if lossy else (MAX_COLOURS, tol)
     out = []
     for k in np.argsort(-counts):
-        if counts[k] < enough or len(out) == MAX_COLOURS:
+        if counts[k] < enough or len(out) == most:
             break
         colour = np.rint(np.median(px[inverse == k], 0)).astype(np.int64)
-        if all(np.abs(colour - c).max() > tol for c in out):
+        if all(np.abs(colour - c).max() > apart for c in out):
             out.append(colour)
     return out
+
+
+def _steady(rgba: np.ndarray, step: int, most: int = 12) -> np.ndarray:
+    """(H/step, W/step) bool, as `rgba[::step, ::step]`: the pixels that start a run of 24
+    pixels (MIN_SIDE) one way and of 8 the other within `most` levels of each other: inside a
+    flat colour (a square's background is flat to a JPEG's few levels that far; a photo's
+    noise or gradient is not, nor the blend along a smoothed edge, a pixel or three wide)."""
+
+    def spread(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # max - min over the 8, then
+        hi, lo, out = a.copy(), a.copy(), []  # the 24 pixels from each, along axis 1
+        for k in (1, 2, 4, 8, 8):  # windows 2, 4, 8, 16, 24 wide
+            hi[:, :-k] = np.maximum(hi[:, :-k], hi[:, k:])
+            lo[:, :-k] = np.minimum(lo[:, :-k], lo[:, k:])
+            if k == 4 or len(out):
+                out.append((hi - lo).max(-1) <= most)
+        return out[0], out[-1]
+
+    px = rgba[..., :3].astype(np.int16)
+    a_short, a_long = (v[:, ::step] for v in spread(px[::step]))
+    d_short, d_long = (v.T[::step] for v in spread(px[:, ::step].transpose(1, 0, 2)))
+    return (a_long & d_short) | (d_long & a_short)
 
 
 def _mask(rgba: np.ndarray, colour: np.ndarray, tol: int, has_alpha: bool) -> np.ndarray:

@@ -404,7 +404,8 @@ class Predictor:
                 if x < 0 or y < 0 or x + side > w or y + side > h:
                     continue
                 normalised += 1
-                best = _better(best, self._read_square(rgba, x, y, side, alpha, fmt, jpeg, name))
+                best = _better(best, self._read_square(rgba, x, y, side, alpha, fmt, jpeg, name,
+                                                       retry=not (a or b or c)))  # fmt: skip
                 if best is None or best.verified or _differing(best) > NEAR_MISS:
                     break  # no punk there (larger squares are tried only for a near miss)
             if best is not None and best.error is None:
@@ -418,12 +419,14 @@ class Predictor:
                     found.append(p)
         return _distinct(found, name)
 
-    def _read_square(self, rgba, x, y, side, alpha, fmt, jpeg, name) -> Prediction | None:
+    def _read_square(self, rgba, x, y, side, alpha, fmt, jpeg, name,
+                     retry: bool = True) -> Prediction | None:  # fmt: skip
         """The answer for the square (x, y, side) of a picture (its `error` set when it is drawn
         back and refused), or None when the normaliser finds no punk in it. A
         JPEG's square that does not draw back as read is read again with its drawings
-        re-encoded in the file's blocks around it (`_frame`; the answer that draws back closer
-        is kept)."""
+        re-encoded in the file's blocks around it (`_frame`; the answer not refused, then the
+        one that draws back closer, is kept): when it draws back nearly, or (`retry`) when it
+        was refused."""
         cell = rgba[y : y + side, x : x + side]
         best = None
         for tables in (None, jpeg) if jpeg else (None,):
@@ -439,8 +442,9 @@ class Predictor:
             p = self.predict_punk(punk, name, info)
             p.box = _box(x, y, info)
             best = _better(best, p)
-            if p.verified or _differing(p) > NEAR_MISS:
-                break  # right, or no punk there: not worth re-encoding
+            if p.verified or _differing(p) > NEAR_MISS and not (retry and p.error):
+                break  # right, or far: not worth re-encoding (but a refused square is: the
+                # page blurs into a small one's edges, and its reading alone may be far off)
         return best
 
     # -- explanation -----------------------------------------------------------------------
@@ -587,10 +591,10 @@ def _box(x: int, y: int, info: Normalized) -> list[int]:
 
 
 def _better(a: Prediction | None, b: Prediction | None) -> Prediction | None:
-    """The answer that draws back closer (the first when equal)."""
+    """The answer not refused, then the one that draws back closer (the first when equal)."""
     if a is None or b is None:
         return a or b
-    return b if _differing(b) < _differing(a) else a
+    return b if (b.error is None, -_differing(b)) > (a.error is None, -_differing(a)) else a
 
 
 def _given_back(p: Prediction) -> bool:
