@@ -112,14 +112,13 @@ def test_a_rare_colour_a_few_levels_from_the_skin_is_told_apart_by_re_encoding(p
 
 def test_a_trait_the_noise_made_must_earn_its_place():
     """Where no drawing gives the file back, an answer with fewer accessories that comes within
-    PARSIMONY levels is kept; one further off, or with another head, is not."""
+    the margin is kept; one further off, or with another head, is not."""
     head, acc = "Female 2", ("Black Lipstick", "Pink With Hat")
     scored = [(0.93, (head, (*acc, "Mole"))), (1.00, (head, acc)), (1.01, ("Female 1", acc)),
               (1.02, (head, ("Pink With Hat",)))]  # fmt: skip
-    assert _simplest(scored, 0.93, scored[0][1]) == (1.00, (head, acc))
-    assert _simplest([scored[0], scored[2]], 0.93, scored[0][1]) == (0.93, scored[0][1])
-    far = [(e + 0.2 * (k > 0), a) for k, (e, a) in enumerate(scored)]
-    assert _simplest(far, 0.93, far[0][1]) == (0.93, far[0][1])
+    assert _simplest(scored, 0.93, scored[0][1], 0.15) == (1.00, (head, acc))
+    assert _simplest([scored[0], scored[2]], 0.93, scored[0][1], 0.15) == (0.93, scored[0][1])
+    assert _simplest(scored, 0.93, scored[0][1], 0.05) == (0.93, scored[0][1])
 
 
 @pytest.mark.parametrize(

@@ -278,24 +278,26 @@ def _reencoding(
     return sorted(((e, a) for a, e in scores.items()), key=lambda t: t[0]), len(scores)
 
 
-def _simplest(scored: list[tuple[float, tuple]], score: float, best: tuple) -> tuple[float, tuple]:
+def _simplest(scored: list[tuple[float, tuple]], score: float, best: tuple,
+              margin: float) -> tuple[float, tuple]:  # fmt: skip
     """`best` (`score` mean levels re-encoded), or the closest of the answers re-encoded alike
     (`scored`: (mean levels, answer)) with a part of its accessories and the same head that
-    comes within PARSIMONY levels of it: where no drawing gives the file back, a trait the
+    comes within `margin` levels of it: where no drawing gives the file back, a trait the
     noise may have made (a Mole, Rosy Cheeks: a few cells a few levels off) must earn its place
     by more."""
     mine = set(best[1])
     fewer = [(e, len(a[1]), a) for e, a in scored
-             if a[0] == best[0] and set(a[1]) < mine and e < score + PARSIMONY]  # fmt: skip
+             if a[0] == best[0] and set(a[1]) < mine and e < score + margin]  # fmt: skip
     if not fewer:
         return score, best
     e, _, a = min(fewer, key=lambda t: t[:2])
     return e, a
 
 
-PARSIMONY = 0.15  # mean levels by which a re-encoded drawing that does not give the file back
-#                  must beat the same with fewer accessories (36 px JPEGs, seeds 0 and 1: the
-#                  wrong extra traits won by 0.03-0.17 levels, the right ones by 0.16-0.23)
+PARSIMONY = 0.225  # mean levels, over the pixels per cell side (x1.5: 0.15), by which a
+#                   re-encoded drawing that does not give the file back must beat the same with
+#                   fewer accessories (36 px JPEGs, seeds 0 and 1: the wrong extra traits won by
+#                   0.03-0.17 levels, the right by 0.16-0.23; 100 px: the right Moles by 0.09-0.17)
 REENCODED = 1.0  # mean levels within which a drawing re-encoded gives a small lossy file back:
 #                 it is that punk, however much the noise hid (the same encoder gives 0)
 SETTLE = 1  # the answers the drawing is settled on again when none gives the file back
@@ -338,8 +340,9 @@ def fit_check(verifier: Verifier, fit, reading: np.ndarray, network: tuple[str, 
                 scored = again
             if score == 0:
                 break
-        if score > 0:
-            score, best = _simplest(scored, score, best)
+        if score > 0:  # (the noise a trait must beat shrinks as its cells have more pixels)
+            margin = PARSIMONY / float(np.sqrt(fit.samples / k))
+            score, best = _simplest(scored, score, best, margin)
         extra = {"reencoded": round(score, 3)}
     best = _needed(verifier, best)
     images, known = verifier.sprites.render_many([best])
