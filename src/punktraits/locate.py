@@ -166,14 +166,15 @@ def _steady(rgba: np.ndarray, step: int, most: int = 12) -> np.ndarray:
     flat colour (a square's background is flat to a JPEG's few levels that far; a photo's
     noise or gradient is not, nor the blend along a smoothed edge, a pixel or three wide)."""
 
-    def spread(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # max - min over the 8, then
-        hi, lo, out = a.copy(), a.copy(), []  # the 24 pixels from each, along axis 1
+    def spread(a: np.ndarray) -> list[np.ndarray]:  # within `most` over the 8, then the 24
+        hi, lo, wide, out = a.copy(), a.copy(), 1, []  # pixels from each, along axis 1
         for k in (1, 2, 4, 8, 8):  # windows 2, 4, 8, 16, 24 wide
             hi[:, :-k] = np.maximum(hi[:, :-k], hi[:, k:])
             lo[:, :-k] = np.minimum(lo[:, :-k], lo[:, k:])
-            if k == 4 or len(out):
+            wide += k
+            if wide in (8, 24):
                 out.append((hi - lo).max(-1) <= most)
-        return out[0], out[-1]
+        return out
 
     px = rgba[..., :3].astype(np.int16)
     a_short, a_long = (v[:, ::step] for v in spread(px[::step]))

@@ -442,7 +442,7 @@ class Predictor:
             p = self.predict_punk(punk, name, info)
             p.box = _box(x, y, info)
             best = _better(best, p)
-            if p.verified or _differing(p) > NEAR_MISS and not (retry and p.error):
+            if p.verified or (_differing(p) > NEAR_MISS and not (retry and p.error)):
                 break  # right, or far: not worth re-encoding (but a refused square is: the
                 # page blurs into a small one's edges, and its reading alone may be far off)
         return best
