@@ -14,8 +14,10 @@ normalize() alone, one thread, per image. Prints a Markdown table.
 --traits: instead, each render goes through `Predictor.predict_batch` (normalise, network, drawn
 back; the shipped model, one torch thread) and the table counts answers whose head and
 accessories equal the punk's visible labels (painted-over accessories cannot be seen), answers
-verified (pixel for pixel, or a small lossy file given back exactly by its drawing re-encoded),
-refusals, and ms per image for the whole prediction.
+verified (pixel for pixel, or a small lossy file given back exactly by its drawing re-encoded,
+and by no other drawing one edit away), refusals, and ms per image for the whole prediction;
+the punks not read right are listed under it, with the ties among them (another drawing, the
+right one, gives the file back exactly too: the answer is not verified and names it).
 """
 
 from __future__ import annotations
@@ -143,6 +145,9 @@ def traits(args) -> None:
                  if p.error is None and (p.head, set(p.accessories)) != want[int(i)]]  # fmt: skip
         refused = [int(i) for i, p in zip(ids, preds) if p.error is not None]
         verified = sum(bool(p.verified) for p in preds)
+        # wrong, but a drawing that gives the file back exactly is named beside the answer: the
+        # file cannot tell the two apart
+        tied = [i for i, p in zip(ids, preds) if int(i) in wrong and (p.check or {}).get("ties")]
         print(
             f"| {filt} | {size} (x{size / 24:.3g}) | {fmt} | {bg} | "
             f"{right / len(ids):.1%} | {verified / len(ids):.0%} | {len(refused)} | "
@@ -150,7 +155,10 @@ def traits(args) -> None:
             flush=True,
         )
         if wrong or refused:
-            misses.append(f"{filt} {size} {fmt} {bg}: wrong {wrong}, refused {refused}")
+            misses.append(
+                f"{filt} {size} {fmt} {bg}: wrong {wrong}, refused {refused}"
+                + (f" (ties the file cannot tell apart: {[int(i) for i in tied]})" if tied else "")
+            )
     if misses:
         print("\npunks not read right (ids):\n" + "\n".join(f"- {m}" for m in misses))
 

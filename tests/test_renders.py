@@ -132,3 +132,41 @@ def test_a_mole_is_added_only_when_the_file_shows_it(model, punks, i, filt, q, w
     assert p.error is None and p.check["image_fit"]["reencoded"] > 0
     assert (p.head, set(p.accessories)) == visible(punks, i)
     assert ("Mole" in p.accessories) == want_mole
+
+
+def test_two_drawings_that_give_the_file_back_are_a_tie_not_a_proof(model, punks):
+    """#6307's Silver Chain (3 pixels) vanishes in a 36 px q70 JPEG: its drawing with the
+    chain and without it re-encode to the very file. Both are named, neither is verified, and
+    the one with fewer traits is answered (a punk is likelier without any one accessory)."""
+    p = model.predict_batch([render(punks.images[6307], 36, "nearest", quality=70)])[0]
+    head, acc = visible(punks, 6307)
+    assert p.error is None and p.verified is False
+    assert p.check["image_fit"]["reencoded"] == 0.0
+    assert (p.head, set(p.accessories)) == (head, acc - {"Silver Chain"})
+    assert [(t["head"], set(t["accessories"])) for t in p.check["ties"]] == [(head, acc)]
+
+
+def test_a_lossy_reading_drawn_pixel_for_pixel_must_also_give_the_file_back(model, punks):
+    """#6307 at 100 px q85: the reading has 2 pixels wrong where Buck Teeth's sprite is unknown,
+    so 'Buck Teeth' drew the reading on every known pixel and was called verified; its drawing
+    re-encoded does not give the file back (0.63 levels), the truth's does."""
+    p = model.predict_batch([render(punks.images[6307], 100, "nearest", quality=85)])[0]
+    assert (p.head, set(p.accessories)) == visible(punks, 6307)
+    assert p.verified and p.check["image_fit"]["reencoded"] == 0.0
+    assert "ties" not in p.check
+
+
+def test_a_24px_jpeg_is_read_by_re_encoding(model, punks):
+    """A 24 px JPEG smears each colour over 2x2 pixels (4:2:0): its pixel reading is far off
+    and there are too few samples to weigh drawings, so it was refused as not a punk. Drawn
+    answers re-encoded are searched an edit at a time instead; a non-punk stays refused."""
+    for i in (839, 6670, 3049, 7191):
+        p = model.predict_batch([render(punks.images[i], 24, "nearest", quality=85)])[0]
+        assert p.error is None, (i, p.error)
+        assert (p.head, set(p.accessories)) == visible(punks, i), i
+        assert p.check["image_fit"]["limit"] is None
+        assert p.verified == (p.check["image_fit"]["reencoded"] == 0.0)
+    img = punks.images[1234].copy()
+    img[6:14, 6:14] = (200, 30, 30, 255)
+    p = model.predict_batch([render(img, 24, "nearest", quality=85)])[0]
+    assert p.error is not None and "re-encoded with the file's encoder" in p.error, p.error

@@ -402,7 +402,12 @@ def _emit(fmt: str, out, writer, traits: list[str], several: bool):
             click.echo(f"error: {one_line(p.error)}")
         else:
             acc = ", ".join(p.accessories) or "no accessories"
-            click.echo(f"{where}: {p.type}; {acc}{' (mirrored)' if p.mirrored else ''}")
+            ties = [f"{t['head'].split()[0]}; {', '.join(t['accessories']) or 'no accessories'}"
+                    for t in (p.check or {}).get("ties", [])]  # fmt: skip
+            click.echo(
+                f"{where}: {p.type}; {acc}{' (mirrored)' if p.mirrored else ''}"
+                + (f" (or: {' | '.join(ties)} — the file cannot tell)" if ties else "")
+            )
 
     return emit
 
@@ -444,6 +449,15 @@ def said_check(p) -> str:
     """How an answer was drawn back, in words."""
     answer = f"{p.head}; {', '.join(p.accessories) or 'no accessories'}"
     fit = p.check.get("image_fit")
+    if p.check.get("ties"):
+        others = " or ".join(
+            f"{t['head']}; {', '.join(t['accessories']) or 'no accessories'}"
+            for t in p.check["ties"]
+        )
+        return (
+            f"and re-encoded, it gives the file back exactly, but so does {others}: the file "
+            f"cannot tell them apart (not verified; the one with fewer traits): {answer}"
+        )
     if fit and p.verified:
         return f"and re-encoded, it gives the file back exactly: {answer}"
     if p.verified:

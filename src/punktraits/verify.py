@@ -19,12 +19,14 @@ drawing needs, so it claims the visible traits and nothing a later layer hides.
 A lossy or smoothed image whose pixels cannot all be read back (a 36 px JPEG) is answered by
 `fit_check` instead: the drawing that explains the image itself best (normalize.Fit), refused when
 it explains it clearly worse than the pixel-by-pixel reading, verified when the file is small and
-the drawing, re-encoded with the file's own encoder, gives it back exactly.
+the drawing, re-encoded with the file's own encoder, gives it back exactly (`prove`: a pixel
+reading of such a file is itself an estimate, so a drawing that equals it must pass this too) and
+no other drawing one edit away does (`Check.ties`: the file cannot tell them apart).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -51,6 +53,8 @@ class Check:
     where: np.ndarray | None = field(default=None, repr=False)  # (24, 24) bool: differing
     fit: dict | None = None  # a lossy or smoothed image: how the drawing explains the image
     #   itself (see `fit_check`): {"rms", "reading_rms", "limit"}
+    ties: list[dict] = field(default_factory=list)  # other answers whose drawings give the
+    #   file back exactly too: the file cannot tell them apart (never `verified` then)
 
     @property
     def refused(self) -> str | None:
@@ -58,6 +62,14 @@ class Check:
         acc = ", ".join(self.accessories) or "no accessories"
         if self.fit is not None:
             f = self.fit
+            if f["limit"] is None:  # too few samples to weigh: re-encoding alone tells
+                if f["reencoded"] <= REENCODED_FEW:
+                    return None
+                return (
+                    f"not a CryptoPunk: the nearest drawing ({self.head}; {acc}), re-encoded "
+                    f"with the file's encoder, differs from it by {f['reencoded']:.1f} levels "
+                    f"a value on average (a punk's: at most {REENCODED_FEW})"
+                )
             if f["rms"] <= f["limit"] * f["reading_rms"] or f.get("reencoded", 99) <= REENCODED:
                 return None
             return (
@@ -85,6 +97,7 @@ class Check:
             "tried": self.tried,
             "corrected_from": self.corrected_from,
             **({"image_fit": self.fit} if self.fit is not None else {}),
+            **({"ties": self.ties} if self.ties else {}),
         }
 
 
@@ -247,9 +260,8 @@ def _needed(verifier: Verifier, answer: tuple[str, tuple[str, ...]]) -> tuple[st
     return answer
 
 
-def _reencoding(
-    verifier: Verifier, fit, ranked: list, heads: list[str], flip: bool, settle: bool = False
-) -> tuple[list[tuple[float, tuple]], int]:
+def _reencoding(verifier: Verifier, fit, ranked: list, heads: list[str], flip: bool,
+                settle: bool = False, rounds: int = ROUNDS) -> tuple[list[tuple[float, tuple]], int]:  # fmt: skip
     """How close the answers' drawings, re-encoded, give a small lossy file back (mean levels):
     the `ranked` ones (one per drawing, RERANK at most; with `settle`, the drawing is settled on
     the first), then one edit at a time from the best while that comes closer. Returns (score,
@@ -262,7 +274,7 @@ def _reencoding(
     scores = {ranked[j]: float(e) for j, e in zip(top, again)}
     best = min(scores, key=scores.get)
     seen = set(scores)
-    for _ in range(ROUNDS):
+    for _ in range(rounds):
         if scores[best] == 0:
             break  # the file itself
         cands = [c for c in verifier._neighbours(*best, heads) if c not in seen]
@@ -294,12 +306,41 @@ def _simplest(scored: list[tuple[float, tuple]], score: float, best: tuple,
     return e, a
 
 
+def _ties(verifier: Verifier, fit, best: tuple, scored: list[tuple[float, tuple]],
+          heads: list[str], flip: bool) -> tuple[tuple, list[tuple]]:  # fmt: skip
+    """`best` gives a small lossy file back exactly, re-encoded: the other drawings that do too,
+    among those re-encoded (`scored`) and one edit from it (a Silver Chain's three pixels at
+    1.5 px a cell can vanish in the encoder's rounding). Returns the answer to give and the
+    others. The file cannot tell them apart; a punk is likelier without any one accessory
+    (the commonest, Earring, is worn by a quarter), so the one with the fewest accessories is
+    given, then the one the linear fit (the decoded values) prefers."""
+    done = {a for _, a in scored}
+    cands = [a for a in verifier._neighbours(*best, heads) if a not in done]
+    exact = [a for e, a in scored if e == 0]
+    if cands:
+        images, _ = verifier.sprites.render_many(cands)
+        again = fit.reencode(images[:, :, ::-1] if flip else images)
+        exact += [a for a, e in zip(cands, again.tolist()) if e == 0]
+    found = list(dict.fromkeys(_needed(verifier, a) for a in [best, *exact]))
+    images, _ = verifier.sprites.render_many(found)
+    _, firsts = np.unique(images.reshape(len(images), -1), axis=0, return_index=True)
+    found = [found[k] for k in sorted(firsts)]  # one answer per drawing
+    if len(found) == 1:
+        return found[0], []
+    images, _ = verifier.sprites.render_many(found)
+    errs = fit.errors(images[:, :, ::-1] if flip else images)
+    order = sorted(range(len(found)), key=lambda k: (len(found[k][1]), errs[k]))
+    return found[order[0]], [found[k] for k in order[1:]]
+
+
 PARSIMONY = 0.225  # mean levels, over the pixels per cell side (x1.5: 0.15), by which a
 #                   re-encoded drawing that does not give the file back must beat the same with
 #                   fewer accessories (36 px JPEGs, seeds 0 and 1: the wrong extra traits won by
 #                   0.03-0.17 levels, the right by 0.16-0.23; 100 px: the right Moles by 0.09-0.17)
 REENCODED = 1.0  # mean levels within which a drawing re-encoded gives a small lossy file back:
 #                 it is that punk, however much the noise hid (the same encoder gives 0)
+REENCODED_FEW = 3.0  # the same for a 24 px lossy file, which re-encoding alone weighs (real
+#                     punks: at most 2.0, 20 random ones at q85)
 SETTLE = 1  # the answers the drawing is settled on again when none gives the file back
 RERANK = 12  # the answers a small lossy image re-encodes, best by the linear fit first
 FIT_SLACK = 1.2  # a punk's drawing explains a lossy or smoothed image at most this much worse
@@ -311,29 +352,39 @@ def fit_check(verifier: Verifier, fit, reading: np.ndarray, network: tuple[str, 
     """For a lossy or smoothed image whose pixel-by-pixel `reading` (24, 24, 4) did not draw
     back (`first`, the pixel search's result): the answer whose drawing explains the image
     itself best (`fit_search` from the network's answer and the pixel search's), as a Check
-    whose `fit` says how well, next to how well the reading does. None when the image has too
-    few samples to weigh drawings (under two per punk value: a 24 px JPEG).
+    whose `fit` says how well, next to how well the reading does.
 
     The reading is free per pixel, so it fits the noise too: the truth explains the image a
     little worse. With n values compared and k = 576 x channels free ones, noise alone makes
     the truth's RMS about sqrt(n / (n - k)) times the reading's; `limit` is that times
-    FIT_SLACK. An image no drawing explains within it is not a punk (`Check.refused`)."""
+    FIT_SLACK. An image no drawing explains within it is not a punk (`Check.refused`).
+
+    An image with too few samples to weigh drawings (under two per punk value: a 24 px JPEG,
+    whose colours the encoder smears over 2x2 pixels) is searched by re-encoding alone, from
+    the same two answers (an edit at a time: 20/20 punks found from no answer at all), and is
+    a punk when a drawing re-encoded comes within REENCODED_FEW levels of it (`limit` None).
+    None when it cannot be re-encoded either."""
     k = 576 * fit.b.shape[-1]
-    if fit.samples < 2 * k:
+    few = fit.samples < 2 * k
+    if few and fit.reencode is None:
         return None
     extra = {}
-    ranked, _, tried = fit_search(verifier, fit, [network, (first.head, first.accessories)],
-                                  heads, flip)  # fmt: skip
+    starts = [network, (first.head, first.accessories)]
+    if few:
+        ranked, tried = list(dict.fromkeys(verifier._start(h, a) for h, a in starts)), 0
+    else:
+        ranked, _, tried = fit_search(verifier, fit, starts, heads, flip)
     best = ranked[0]
     if fit.reencode is not None:  # where noise blurs colours, the encoder tells them apart
-        scored, n = _reencoding(verifier, fit, ranked[: 2 * RERANK], heads, flip)
+        rounds = 2 * ROUNDS if few else ROUNDS  # (from a wrong start: a head and 7 accessories)
+        scored, n = _reencoding(verifier, fit, ranked[: 2 * RERANK], heads, flip, rounds=rounds)
         tried += n
         score, best = scored[0]
         for _, answer in scored[:SETTLE] if score > 0 else []:
             # the drawing (background, filter) was settled on the reading, a level off: settle
             # it on the SETTLE closest answers in turn, and keep the one that comes closest
             again, n = _reencoding(verifier, fit, [answer, *ranked[: 2 * RERANK]], heads, flip,
-                                   settle=True)  # fmt: skip
+                                   settle=True, rounds=rounds)  # fmt: skip
             tried += n
             if again[0][0] < score:
                 score, best = again[0]
@@ -345,23 +396,55 @@ def fit_check(verifier: Verifier, fit, reading: np.ndarray, network: tuple[str, 
             score, best = _simplest(scored, score, best, margin)
         extra = {"reencoded": round(score, 3)}
     best = _needed(verifier, best)
+    ties = []
+    if extra.get("reencoded") == 0.0:
+        best, ties = _ties(verifier, fit, best, scored, heads, flip)
     images, known = verifier.sprites.render_many([best])
     drawn = images[0]
     where = (drawn != reading).any(-1) & known[0]  # both as the punk is (`flip` aside)
     rms, reading_rms = fit.rms(np.stack([drawn, reading])[:, :, :: -1 if flip else 1]).tolist()
-    limit = FIT_SLACK * float(np.sqrt(fit.samples / (fit.samples - k)))
+    limit = None if few else FIT_SLACK * float(np.sqrt(fit.samples / (fit.samples - k)))
     head, acc = network
     asked = (head, tuple(sorted(acc, key=lambda a: verifier.layer.get(a, 99))))
     return Check(
         # a small lossy file given back exactly by the drawing re-encoded: proven as surely
         # as a pixel-for-pixel drawing (the encoder is deterministic)
-        verified=extra.get("reencoded") == 0.0, head=best[0], accessories=list(best[1]),
+        verified=extra.get("reencoded") == 0.0 and not ties, head=best[0],
+        accessories=list(best[1]),
         differing=int(where.sum()),
         unknown=int((~known[0]).sum()), tried=first.tried + tried,
         corrected_from={"head": head, "accessories": list(asked[1])} if best != asked else None,
         drawn=drawn, where=where,
-        fit={"rms": round(rms, 3), "reading_rms": round(reading_rms, 3), "limit": round(limit, 3),
-             **extra},
+        fit={"rms": round(rms, 3), "reading_rms": round(reading_rms, 3),
+             "limit": None if limit is None else round(limit, 3), **extra},
+        ties=[{"head": h, "accessories": list(a)} for h, a in ties],
+    )  # fmt: skip
+
+
+def prove(verifier: Verifier, fit, reading: np.ndarray, network: tuple[str, list[str]],
+          first: Check, heads: list[str], flip: bool = False) -> Check:  # fmt: skip
+    """A small lossy file (`fit.reencode`) whose pixel-by-pixel `reading` the answer `first`
+    draws exactly: the reading is itself an estimate, so the answer is proven only when its
+    drawing, re-encoded, gives the file back and no other drawing one edit away does too
+    (`_ties`). Otherwise it is answered as a reading that did not draw back (`fit_check`)."""
+    answer = (first.head, tuple(first.accessories))
+    images, _ = verifier.sprites.render_many([answer])
+    image = images[:, :, ::-1] if flip else images
+    score = float(fit.reencode(image)[0])
+    if score > 0:  # (the drawing was settled on the reading)
+        score = float(fit.reencode(image, True)[0])
+    if score > 0:
+        unproven = replace(first, verified=False)
+        return fit_check(verifier, fit, reading, network, unproven, heads, flip) or unproven
+    best, ties = _ties(verifier, fit, answer, [(0.0, answer)], heads, flip)
+    if not ties:
+        return first
+    images, known = verifier.sprites.render_many([best])
+    where = (images[0] != reading).any(-1) & known[0]
+    return replace(
+        first, verified=False, head=best[0], accessories=list(best[1]),
+        differing=int(where.sum()), unknown=int((~known[0]).sum()), drawn=images[0], where=where,
+        ties=[{"head": h, "accessories": list(a)} for h, a in ties],
     )  # fmt: skip
 
 
