@@ -213,6 +213,26 @@ def test_each_filter_is_read_exactly_and_named(punks, palette, filt):
         assert info.background == ("transparent" if bg is None else "#638596")
 
 
+@pytest.mark.parametrize("big, size", [(1024, 36), (1024, 100), (336, 36)])
+def test_an_area_average_of_a_large_render_is_one_linear_resize(punks, palette, big, size):
+    """A nearest render of `big` pixels box-filtered down (RGBA, then on the blue) is drawn
+    value for value by the summed fixed-point weights ("area1024"); the continuous area
+    average ("area") is hundreds of values off."""
+    for i in (0, 6307):
+        im = Image.fromarray(punks.images[i], "RGBA").resize((big, big), Image.NEAREST)
+        canvas = Image.new("RGBA", (size, size), BLUE + (255,))
+        canvas.alpha_composite(im.resize((size, size), Image.BOX))
+        y = np.asarray(canvas.convert("RGB"), np.float64)
+        cells = np.array([N._pack(palette[0]).tolist().index(v)
+                          for v in N._pack(punks.images[i].reshape(-1, 4))])  # fmt: skip
+        off = {}
+        for filt in ("area", f"area{big}"):
+            ax = N._axis(size, 0, filt, size)
+            d = N._Drawing(y, ax, ax, palette[0], "before", np.array(BLUE), N._Clock("x"))
+            off[filt] = int((d.image(cells) != y).sum())
+        assert off[f"area{big}"] == 0 and off["area"] > 100, off
+
+
 @pytest.mark.parametrize(
     "filt, size, fmt, kw",
     [

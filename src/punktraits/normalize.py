@@ -219,7 +219,8 @@ FILTERS = {
     "bicubic": (Image.BICUBIC, 2.0),
     "lanczos": (Image.LANCZOS, 3.0),
     "area": (None, 0.0),  # each pixel the mean of the area it covers: a large nearest render
-    # box-filtered down (also OpenCV's INTER_AREA); not one Pillow resize, so drawn approximately
+    # box-filtered down (also OpenCV's INTER_AREA); not one Pillow resize, so drawn approximately,
+    # but re-encoding settles it exactly as a render of each of AREA_SOURCES' sizes
 }
 RINGING = ("bicubic", "lanczos")  # negative lobes: values overshoot and Pillow clips them
 ONE, HALF = float(1 << 22), float(1 << 21)  # Pillow's fixed point for 8-bit resampling
@@ -251,27 +252,39 @@ def _kernel(filt: str, x: np.ndarray) -> np.ndarray:
         return np.where((x >= -3.0) & (x < 3.0), sinc(x) * sinc(x / 3), 0.0)  # lanczos
 
 
+AREA_SOURCES = (1024, 336)  # an area average is settled (`_reencoder`) as a nearest render of
+#   these sizes box-filtered down too: the large marketplace renders (README), drawn exactly
+
+
 @lru_cache(maxsize=64)
-def _weights(n: int, filt: str) -> tuple[np.ndarray, np.ndarray]:
-    """How Pillow's resize of 24 pixels to n weighs them: (n, 24) float64, and the same in its
-    22-bit fixed point (integers held in float64: matrix products of them stay exact)."""
+def _weights(n: int, filt: str, m: int = 24) -> tuple[np.ndarray, np.ndarray]:
+    """How Pillow's resize of m pixels (a punk's 24) to n weighs them: (n, m) float64, and the
+    same in its 22-bit fixed point (integers held in float64: matrix products of them stay
+    exact). "area": each pixel the mean of the area it covers; "area1024": a nearest render of
+    1024 pixels box-filtered down — one linear resize of the punk: its fixed-point weights,
+    summed over each cell's pixels (a nearest render copies values, so nothing is rounded
+    between the two)."""
     if filt == "nearest":  # an affine transform in Pillow, not a filter: ask Pillow itself
-        eye = Image.fromarray(np.eye(24, dtype=np.float32), "F")
-        w = np.asarray(eye.resize((n, 24), Image.NEAREST), np.float64).T.copy()
+        eye = Image.fromarray(np.eye(m, dtype=np.float32), "F")
+        w = np.asarray(eye.resize((n, m), Image.NEAREST), np.float64).T.copy()
         return w, w * ONE
+    if filt.startswith("area") and filt != "area":
+        big = int(filt[4:])
+        near, box = _weights(big, "nearest"), _weights(n, "box", big)
+        return box[0] @ near[0], box[1] @ near[0]
     if filt == "area":
         edges = np.arange(n + 1) * (24 / n)
         lo, hi = edges[:-1, None], edges[1:, None]
         x = np.arange(24)
         w = np.clip(np.minimum(hi, x + 1) - np.maximum(lo, x), 0, None) / (hi - lo)
         return w, np.round(w * ONE)
-    scale = 24 / n
+    scale = m / n
     fscale = max(scale, 1.0)
     support = FILTERS[filt][1] * fscale
     center = (np.arange(n) + 0.5) * scale
     lo = np.maximum((center - support + 0.5).astype(int), 0)  # C casts truncate, as here
-    hi = np.minimum((center + support + 0.5).astype(int), 24)
-    x = np.arange(24)
+    hi = np.minimum((center + support + 0.5).astype(int), m)
+    x = np.arange(m)
     k = _kernel(filt, (x - center[:, None] + 0.5) * (1.0 / fscale))
     k = np.where((x >= lo[:, None]) & (x < hi[:, None]), k, 0.0)
     total = k.sum(1, keepdims=True)
@@ -1015,7 +1028,9 @@ def _reencoder(pixels: np.ndarray, grids, bg, codecs: list, palette: np.ndarray,
 
     def settle(cells: np.ndarray) -> tuple[_Drawing, Callable]:
         clock.start = time.thread_time()
-        tries = [(filt, by, bx, kind) for _, filt, by, bx in grids[:3]
+        filters = [(f, by, bx) for _, filt, by, bx in grids[:3]
+                   for f in [filt, *(f"area{m}" for m in AREA_SOURCES if filt == "area")]]  # fmt: skip
+        tries = [(filt, by, bx, kind) for filt, by, bx in filters
                  for kind in (("after",) if filt == "nearest" else ("after", "before"))]  # fmt: skip
         drawn = [drawing(*t, _fitted_background(pixels, t, palette[cells])) for t in tries]
         best, k, c = min(
