@@ -915,8 +915,11 @@ def _normalize_pixels(rgba, has_alpha, fmt, notes, jpeg, palette, counts, name, 
         if has_alpha:
             kinds, bg = ["alpha"], None
         else:
-            # (a small lossy image blurs a corner cell with the outline next to it)
-            bg = _background(est, y, ay, ax, name, 16.0 if fmt in ("PNG", "BMP") else 32.0)
+            # (a small lossy image blurs a corner cell with the outline next to it; a 24 px
+            # JPEG's corners carry the chroma of the 2x2 pixels they are coded with: up to 30
+            # levels off at q70 — re-encoding settles its background again, below)
+            spread = 16.0 if fmt in ("PNG", "BMP") else 32.0 if min(h, w) >= 34 else 64.0
+            bg = _background(est, y, ay, ax, name, spread)
             # a browser resizes the punk with its transparency, then shows it on the page
             kinds = ["before", "after"] if filt != "nearest" else ["after"]
         first = None
