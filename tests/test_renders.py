@@ -172,3 +172,13 @@ def test_a_24px_jpeg_is_read_by_re_encoding(model, punks):
     img[6:14, 6:14] = (200, 30, 30, 255)
     p = model.predict_batch([render(img, 24, "nearest", quality=85)])[0]
     assert p.error is not None and "re-encoded with the file's encoder" in p.error, p.error
+
+
+@pytest.mark.parametrize("i", [7191, 5379])
+def test_the_drawing_is_settled_on_more_than_the_closest_answer(model, punks, i):
+    """36 px hamming WebPs: settled on the closest answer (#7191 an Ape with a Frown; #5379
+    refused), the background and quality hid the truth, which gives the file back once the
+    drawing is settled on it (verify.SETTLE)."""
+    p = model.predict_batch([render(punks.images[i], 36, "hamming", "WEBP", quality=80)])[0]
+    assert p.error is None, p.error
+    assert (p.head, set(p.accessories)) == visible(punks, i)
