@@ -147,7 +147,9 @@ def traits(args) -> None:
         verified = sum(bool(p.verified) for p in preds)
         # wrong, but a drawing that gives the file back exactly is named beside the answer: the
         # file cannot tell the two apart
-        tied = [i for i, p in zip(ids, preds) if int(i) in wrong and (p.check or {}).get("ties")]
+        tied = [
+            int(i) for i, p in zip(ids, preds) if int(i) in wrong and (p.check or {}).get("ties")
+        ]
         print(
             f"| {filt} | {size} (x{size / 24:.3g}) | {fmt} | {bg} | "
             f"{right / len(ids):.1%} | {verified / len(ids):.0%} | {len(refused)} | "
@@ -157,7 +159,7 @@ def traits(args) -> None:
         if wrong or refused:
             misses.append(
                 f"{filt} {size} {fmt} {bg}: wrong {wrong}, refused {refused}"
-                + (f" (ties the file cannot tell apart: {[int(i) for i in tied]})" if tied else "")
+                + (f" (ties the file cannot tell apart: {tied})" if tied else "")
             )
     if misses:
         print("\npunks not read right (ids):\n" + "\n".join(f"- {m}" for m in misses))

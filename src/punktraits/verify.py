@@ -52,7 +52,8 @@ class Check:
     drawn: np.ndarray | None = field(default=None, repr=False)  # (24, 24, 4) the drawing
     where: np.ndarray | None = field(default=None, repr=False)  # (24, 24) bool: differing
     fit: dict | None = None  # a lossy or smoothed image: how the drawing explains the image
-    #   itself (see `fit_check`): {"rms", "reading_rms", "limit"}
+    #   itself (see `fit_check`): {"rms", "reading_rms", "limit" (None: a 24 px file, weighed
+    #   by re-encoding alone), "reencoded" (a small lossy file)}
     ties: list[dict] = field(default_factory=list)  # other answers whose drawings give the
     #   file back exactly too: the file cannot tell them apart (never `verified` then)
 
@@ -260,6 +261,12 @@ def _needed(verifier: Verifier, answer: tuple[str, tuple[str, ...]]) -> tuple[st
     return answer
 
 
+def _one_per_drawing(images: np.ndarray) -> np.ndarray:
+    """Indices of the first of each distinct drawing among (N, 24, 24, 4) images, in order."""
+    _, firsts = np.unique(images.reshape(len(images), -1), axis=0, return_index=True)
+    return np.sort(firsts)
+
+
 def _reencoding(verifier: Verifier, fit, ranked: list, heads: list[str], flip: bool,
                 settle: bool = False, rounds: int = ROUNDS) -> tuple[list[tuple[float, tuple]], int]:  # fmt: skip
     """How close the answers' drawings, re-encoded, give a small lossy file back (mean levels):
@@ -267,8 +274,7 @@ def _reencoding(verifier: Verifier, fit, ranked: list, heads: list[str], flip: b
     the first), then one edit at a time from the best while that comes closer. Returns (score,
     answer) pairs, closest first, and how many answers were drawn."""
     images, _ = verifier.sprites.render_many(ranked)
-    _, firsts = np.unique(images.reshape(len(images), -1), axis=0, return_index=True)
-    top = np.sort(firsts)[:RERANK]  # one answer per drawing, in the order given
+    top = _one_per_drawing(images)[:RERANK]
     images = images[top]
     again = fit.reencode(images[:, :, ::-1] if flip else images, settle)
     scores = {ranked[j]: float(e) for j, e in zip(top, again)}
@@ -323,11 +329,10 @@ def _ties(verifier: Verifier, fit, best: tuple, scored: list[tuple[float, tuple]
         exact += [a for a, e in zip(cands, again.tolist()) if e == 0]
     found = list(dict.fromkeys(_needed(verifier, a) for a in [best, *exact]))
     images, _ = verifier.sprites.render_many(found)
-    _, firsts = np.unique(images.reshape(len(images), -1), axis=0, return_index=True)
-    found = [found[k] for k in sorted(firsts)]  # one answer per drawing
-    if len(found) == 1:
+    one = _one_per_drawing(images)
+    if len(one) == 1:
         return found[0], []
-    images, _ = verifier.sprites.render_many(found)
+    found, images = [found[k] for k in one], images[one]
     errs = fit.errors(images[:, :, ::-1] if flip else images)
     order = sorted(range(len(found)), key=lambda k: (len(found[k][1]), errs[k]))
     return found[order[0]], [found[k] for k in order[1:]]
