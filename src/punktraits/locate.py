@@ -499,15 +499,18 @@ class _Tiles:
         step = max(1, len(places) // most)
         return places[::step][:most] or [(0, 0)]
 
-    def errors(self, pairs: list[tuple[np.ndarray, tuple[int, int]]]) -> np.ndarray:
-        """|decoded - file| summed inside the rim of each (drawing, place): (len(pairs),)."""
+    def errors(self, pairs: list[tuple[np.ndarray, tuple[int, int]]],
+               cropped: bool = False) -> np.ndarray:  # fmt: skip
+        """|decoded - file| summed inside the rim of each (drawing, place): (len(pairs),).
+        `cropped`: each drawing is already its side x side part at the place."""
         s = self.side
         cols = int(np.ceil(np.sqrt(len(pairs))))
         rows = int(np.ceil(len(pairs) / cols))
         mosaic = np.zeros((rows * s, cols * s, 3), np.uint8)
         for j, (drawing, (y, x)) in enumerate(pairs):
             r, c = divmod(j, cols)
-            mosaic[r * s : (r + 1) * s, c * s : (c + 1) * s] = drawing[y : y + s, x : x + s]
+            part = drawing if cropped else drawing[y : y + s, x : x + s]
+            mosaic[r * s : (r + 1) * s, c * s : (c + 1) * s] = part
         back = self.codec(mosaic).astype(np.int16)
         out = np.zeros(len(pairs))
         for j, (_, (y, x)) in enumerate(pairs):
@@ -525,7 +528,7 @@ class _Tiles:
         r = self.rgb.astype(np.int64) - bg  # (int64: its squares summed overflow int32)
         eye = k * np.eye(24)
 
-        def reencode(punks: np.ndarray, again: bool = False) -> np.ndarray:
+        def reencode(punks: np.ndarray, again: bool = False, exact: bool = False) -> np.ndarray:
             shown = _composite(bg, punks.reshape(len(punks), 576, 4).astype(np.int64))
             return np.array([
                 float(np.abs(self.codec(self.draw(s)).astype(np.int16) - self.target).mean())

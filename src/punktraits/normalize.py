@@ -95,7 +95,7 @@ class Fit:
     reencode: Callable[..., np.ndarray] | None = None  # a small lossy image: punks (N, 24, 24,
     #   4) -> (N,) mean |drawing re-encoded with the file's own encoder - file|; the drawing
     #   (filter, background) is settled on the first punk of the first call (or of a call
-    #   with again=True)
+    #   with again=True); exact=True: only 0 (given back) is exact, others just > 0
 
     @classmethod
     def of(cls, d: _Drawing, reencode=None) -> Fit:
@@ -765,7 +765,7 @@ MAX_SECONDS = 10.0  # an image taking longer is refused (none should come near t
 
 def normalize(
     source, palette: np.ndarray, counts: np.ndarray | None = None, name: str | None = None,
-    exact=None,
+    exact=None, guess=None,
 ) -> tuple[np.ndarray, Normalized]:  # fmt: skip
     """The 24x24 RGBA uint8 punk that `source` (a path or bytes) shows, and how it was found.
 
@@ -775,10 +775,14 @@ def normalize(
     needed no note (a whole-number nearest upscale: locate.exact_punk in a lossless file, 0.3 ms
     instead of the search's ~12 ms; locate.exact_jpeg in a JPEG (`jpeg`: its tables), ~5 ms
     instead of ~60 ms); None from it means "search".
+    `guess(punk)`: the drawings (N, 24, 24, 4) uint8 of the answers likely for a rough reading
+    `punk` (the network's); one that, drawn at the image's size the way it was drawn (and
+    re-encoded, a JPEG), gives every pixel of the image back is the reading (`_answered`: a few
+    ms where the search takes 50-400).
     """
     name = name or (str(source) if isinstance(source, (str, os.PathLike)) else "<bytes>")
     try:
-        return _normalize(source, palette, counts, name, exact)
+        return _normalize(source, palette, counts, name, exact, guess)
     except ImageError:
         raise
     except (ArithmeticError, LookupError, MemoryError, OSError, ValueError, struct.error) as e:
@@ -871,18 +875,20 @@ def normalize_pixels(
         raise ImageError(f"{name}: could not be read as a punk ({reason})") from e
 
 
-def _normalize(source, palette, counts, name: str, exact=None) -> tuple[np.ndarray, Normalized]:
+def _normalize(source, palette, counts, name: str, exact=None,
+               guess=None) -> tuple[np.ndarray, Normalized]:  # fmt: skip
     clock = _Clock(name)
     rgba, has_alpha, fmt, notes, jpeg = open_image(source, name)
     if exact is not None and not notes:
         found = exact(rgba, has_alpha, fmt, jpeg)
         if found is not None:
             return found
-    return _normalize_pixels(rgba, has_alpha, fmt, notes, jpeg, palette, counts, name, clock)
+    return _normalize_pixels(rgba, has_alpha, fmt, notes, jpeg, palette, counts, name, clock,
+                             guess=guess)  # fmt: skip
 
 
 def _normalize_pixels(rgba, has_alpha, fmt, notes, jpeg, palette, counts, name, clock,
-                      frame=None):  # fmt: skip
+                      frame=None, guess=None):  # fmt: skip
     h, w = rgba.shape[:2]
     if min(w, h) < 24:
         raise ImageError(f"{name}: {w}x{h} is smaller than a 24x24 punk")
@@ -901,6 +907,9 @@ def _normalize_pixels(rgba, has_alpha, fmt, notes, jpeg, palette, counts, name, 
     if grids[0][0] > MAX_MISFIT**2:  # not even the lines fit a 24-cell drawing (noise, a photo)
         raise ImageError(f"{name}: no 24x24 pixel grid found (is it a single punk?)")
     lossless = fmt in ("PNG", "BMP")  # (GIF quantises colours; JPEG and WebP are lossy)
+    answers = None
+    if guess is not None and frame is None and (lossless or (jpeg and min(h, w) >= 32)):
+        answers = _Answers(guess, rgba, has_alpha, fmt, jpeg, grids, palette, clock)
     # Each likely drawing (filter, border, compositing order) gets a few rounds of descent; the
     # one that fits best is then fitted fully and searched exactly.
     tried = []  # (error, punk, drawing, least-squares estimate)
@@ -935,7 +944,17 @@ def _normalize_pixels(rgba, has_alpha, fmt, notes, jpeg, palette, counts, name, 
                 if kind == "before":  # the background ring around the punk was clipped
                     close = np.abs(d.s[idx] - d.bg).max(1) < 30
                     idx = np.where(close, transparent, idx)
+                if answers is not None and (not lossless or d.error(idx) > 0):  # the answer for
+                    # the rough reading, drawn back: smoothed or lossy, a file is slow to read
+                    # pixel for pixel, and the answer may draw it exactly
+                    found = answers.check(idx, d)
+                    if found is not None:
+                        return answers.reading(found, d, est, notes, w, h, fmt, name)
                 idx = d.descend(idx, iters=6)
+                if answers is not None and (not lossless or d.error(idx) > 0):
+                    found = answers.check(idx, d)
+                    if found is not None:
+                        return answers.reading(found, d, est, notes, w, h, fmt, name)
             first = idx if first is None else first
             tried.append((d.error(idx), idx, d, est))
     e, idx, d, est = min(tried, key=lambda t: t[0])
@@ -974,7 +993,8 @@ def _normalize_pixels(rgba, has_alpha, fmt, notes, jpeg, palette, counts, name, 
             if not codecs and fmt == "WEBP":
                 codecs = [_webp_at(q) for q in WEBP_QUALITIES]
             if codecs:
-                reencode = _reencoder(rgba[..., :3], grids, d.bg, codecs, palette, name, idx)
+                reencode = _reencoder(rgba[..., :3], grids, d.bg, codecs, palette, name, idx,
+                                      blockwise=fmt == "JPEG" and frame is None)  # fmt: skip
     if not has_alpha:
         if counts is not None:  # colours that show alike on this background: the commonest
             same = (d.shown[:, None] == d.shown[None]).all(-1)  # (P, P)
@@ -995,7 +1015,8 @@ def _normalize_pixels(rgba, has_alpha, fmt, notes, jpeg, palette, counts, name, 
 
 
 def _reencoder(pixels: np.ndarray, grids, bg, codecs: list, palette: np.ndarray, name: str,
-               reading: np.ndarray):  # fmt: skip
+               reading: np.ndarray, given: tuple | None = None,
+               blockwise: bool = False):  # fmt: skip
     """`Fit.reencode` for a small lossy image (`pixels` (h, w, 3) uint8): each punk drawn the
     way the image was drawn, every pixel, through its encoder (one of `codecs`: a WebP does not
     say its quality), compared with it. The encoder is deterministic, so the punk the file was
@@ -1004,12 +1025,15 @@ def _reencoder(pixels: np.ndarray, grids, bg, codecs: list, palette: np.ndarray,
     is settled first: the likely filters, both compositing orders and each encoder, on the
     background fitted by least squares, then the background a level at a time in each channel
     while it comes closer. It is settled on the pixel `reading`, and again on a punk when asked
-    (`again`: the caller's best answer)."""
+    (`again`: the caller's best answer). `given`: (drawing, codec) known to give the file back
+    (`_Answers`), used until asked again. With `exact`, only whether each punk gives the file
+    back matters (0 or not): with `blockwise` (the codecs are a whole file's JPEG encoder),
+    many are told in one encoding."""
     h, w = pixels.shape[:2]
     pixels = np.ascontiguousarray(pixels)
     packed = _pack(palette)
     order = np.argsort(packed)
-    settled: list[tuple[_Drawing, Callable]] = []
+    settled: list[tuple[_Drawing, Callable]] = [given] if given else []
     steps = np.stack(np.meshgrid(*[[-1, 0, 1]] * 3, indexing="ij"), -1).reshape(-1, 3)
 
     def error(d: _Drawing, codec, cells: np.ndarray) -> float:
@@ -1052,15 +1076,205 @@ def _reencoder(pixels: np.ndarray, grids, bg, codecs: list, palette: np.ndarray,
             best, centre = e, around[j]
         return recoloured(drawn[k], centre), codec
 
-    def reencode(punks: np.ndarray, again: bool = False) -> np.ndarray:
+    def given_back(d: _Drawing, codec, cells: np.ndarray) -> np.ndarray:
+        """`error` of many punks where only 0 matters: their drawings side by side in one
+        JPEG (each padded to whole 16x16 blocks as the encoder pads it: its last row and
+        column repeated), encoded once; JPEG codes each block alone and only the decoder's
+        chroma upsampling reads one pixel across, so a drawing that does not come back inside
+        its one-pixel rim is not the file's (> 0), and one that does is re-encoded alone."""
+        sy, sx = -(-h // 16) * 16, -(-w // 16) * 16
+        cols = int(np.ceil(np.sqrt(len(cells))))
+        mosaic = np.zeros((-(-len(cells) // cols) * sy, cols * sx, 3), np.uint8)
+        pad = ((0, sy - h), (0, sx - w), (0, 0))
+        for j, c in enumerate(cells):
+            r, q = divmod(j, cols)
+            mosaic[r * sy : (r + 1) * sy, q * sx : (q + 1) * sx] = np.pad(d.image(c), pad, "edge")
+        back = codec(mosaic).astype(np.int16)
+        out = np.empty(len(cells))
+        for j, c in enumerate(cells):
+            r, q = divmod(j, cols)
+            got = back[r * sy + 1 : r * sy + h - 1, q * sx + 1 : q * sx + w - 1]
+            out[j] = float(np.abs(got - pixels[1:-1, 1:-1]).mean())
+            if out[j] == 0:
+                out[j] = error(d, codec, c)
+        return out
+
+    def reencode(punks: np.ndarray, again: bool = False, exact: bool = False) -> np.ndarray:
         at = np.searchsorted(packed[order], _pack(punks.reshape(-1, 576, 4)))
         cells = order[at.clip(0, len(packed) - 1)]  # (a colour no punk has: a neighbour's)
         if not settled or again:  # (again: settled on this first punk instead)
             settled[:] = [settle(cells[0] if again else reading)]
         d, codec = settled[0]
+        if exact and blockwise and len(cells) > 2:
+            return given_back(d, codec, cells)
         return np.array([error(d, codec, c) for c in cells])
 
     return reencode
+
+
+class _Answers:
+    """The answers a rough reading suggests (`guess`: the network's), drawn at the image's size
+    the way a candidate drawing `d` draws (grid, filter, compositing, background) and, in a
+    JPEG, re-encoded with the file's encoder. One that gives every pixel of the image back is
+    what the image shows, as surely as a reading found pixel by pixel: Pillow's resize and
+    encoder are deterministic. A JPEG's background is not seen exactly (the encoder moves a flat
+    colour by a few levels, q70 maps up to 16 colours onto one): the colours whose flat blocks
+    decode as its corners do and the least-squares one a level around are tried in one go on
+    the blocks where the punk meets the background (`locate._Tiles`), and only those that pass
+    are re-encoded whole."""
+
+    def __init__(self, guess, rgba, has_alpha, fmt, jpeg, grids, palette, clock):
+        from .locate import _flat_colours, _Tiles  # (locate reads with the normaliser's parts)
+
+        self.guess, self.has_alpha, self.palette, self.clock = guess, has_alpha, palette, clock
+        self.grids = grids
+        self.pixels = np.ascontiguousarray(rgba if has_alpha else rgba[..., :3])
+        self.packed = _pack(palette)
+        self.order = np.argsort(self.packed)
+        self.seen: set = set()
+        self.codec = self.tiles = None
+        self.flat: list = []
+        if fmt == "JPEG":
+            h, w = self.pixels.shape[:2]
+            self.codec = _jpeg(jpeg)[0]
+            k = max(1, min(h, w) // 24)
+            self.tiles = _Tiles(self.pixels, self.codec, k)
+            c = k // 2
+            corners = self.pixels[[c, c, h - 1 - c, h - 1 - c], [c, w - 1 - c, c, w - 1 - c]]
+            self.flat = [np.asarray(b, np.int64) for b in _flat_colours(corners, self.codec, jpeg)]
+
+    def check(self, idx: np.ndarray, d: _Drawing):
+        """The answer for reading `idx` and a way of drawing it that gives the image back:
+        (cells (576,), filter, border y, border x, kind, background or None), or None. `d`'s
+        way is tried first, then the other likely ones (the grids' filters, both compositing
+        orders): the answer may be right where the reading's drawing was not."""
+        if self.clock.late():
+            return None
+        h, w = self.pixels.shape[:2]
+        ways = [(d.filt, d.ay.border, d.ax.border, d.kind, d.bg)]
+        for _, filt, by, bx in self.grids[:3]:
+            kinds = ["alpha"] if self.has_alpha else ["after"] if filt == "nearest" else [
+                "before", "after"]  # fmt: skip
+            ways += [(f, by, bx, k, d.bg) for k in kinds
+                     for f in [filt, *(f"area{m}" for m in AREA_SOURCES if filt == "area")]]  # fmt: skip
+        ways = list({w[:4]: w for w in ways}.values())
+        for punk in self.guess(self.palette[idx].reshape(24, 24, 4)):
+            at = np.searchsorted(self.packed[self.order], _pack(punk.reshape(576, 4)))
+            cells = self.order[at.clip(0, len(self.packed) - 1)]
+            if not (self.packed[cells] == _pack(punk.reshape(576, 4))).all():
+                continue  # a colour the collection does not have
+            rgba = self.palette[cells].reshape(24, 24, 4).astype(np.int64)
+            for way in ways:
+                key = (cells.tobytes(), *way[:4])
+                if key in self.seen or self.clock.late():
+                    continue
+                self.seen.add(key)
+                f, by, bx, kind, seen_bg = way
+                draw = _drawer(_axis(h, by, f, h), _axis(w, bx, f, w), kind, rgba)
+                for bg in self._backgrounds(way, rgba, draw):
+                    img = draw(bg)
+                    if self.codec is not None:
+                        img = self.codec(img)
+                    if np.array_equal(img, self.pixels):
+                        return cells, f, by, bx, kind, bg
+        return None
+
+    def _backgrounds(self, way: tuple, rgba: np.ndarray, draw):
+        """The backgrounds to draw the answer on, likeliest first."""
+        if self.has_alpha:
+            yield None
+            return
+        f, by, bx, kind, seen = way
+        if self.codec is None:  # lossless: the border's colour, unless the fit says otherwise
+            yield seen
+            fitted = _fitted_background(self.pixels, way[:4], rgba.reshape(576, 4))
+            if (fitted != seen).any():
+                yield fitted
+            return
+        fitted = _fitted_background(self.pixels, way[:4], rgba.reshape(576, 4))
+        steps = np.stack(np.meshgrid(*[[-1, 0, 1]] * 3, indexing="ij"), -1).reshape(-1, 3)
+        near = [np.clip(fitted + s, 0, 255) for s in steps[np.abs(steps).sum(1).argsort()]]
+        cands = list({tuple(b.tolist()): b for b in self.flat + near}.values())
+        cands.sort(key=lambda b: float(np.abs(b - fitted).sum()))
+        places = self._places(by, bx, rgba[..., 3] > 0)
+        s = self.tiles.side
+        pairs = [(draw(b, slice(y, y + s), slice(x, x + s)), (y, x))
+                 for b in cands for y, x in places]  # fmt: skip
+        errs = self.tiles.errors(pairs, cropped=True).reshape(len(cands), len(places))
+        yield from [b for b, e in zip(cands, errs.sum(1)) if e == 0][:4]
+
+    def _places(self, by: int, bx: int, painted: np.ndarray, most: int = 4) -> list:
+        """Up to `most` tiles (top-left pixels, on the 16-pixel block grid) where the punk
+        (`painted`, (24, 24) bool) meets the background: where the backgrounds differ."""
+        h, w = self.pixels.shape[:2]
+        s = self.tiles.side
+        near = np.pad(painted, 1)
+        near = np.lib.stride_tricks.sliding_window_view(near, (3, 3)).any((2, 3)) & ~painted
+        cy, cx = np.nonzero(near)
+        py = by + (cy + 0.5) * (h - 2 * by) / 24
+        px = bx + (cx + 0.5) * (w - 2 * bx) / 24
+        ys = np.clip((py.astype(int) - s // 2 + 8) // 16 * 16, 0, (h - s) // 16 * 16)
+        xs = np.clip((px.astype(int) - s // 2 + 8) // 16 * 16, 0, (w - s) // 16 * 16)
+        places = sorted(set(zip(ys.tolist(), xs.tolist()))) or [(0, 0)]
+        return places[:: max(1, len(places) // most)][:most]
+
+    def reading(self, found, d: _Drawing, est: np.ndarray, notes: list[str], w: int, h: int,
+                fmt: str, name: str) -> tuple[np.ndarray, Normalized]:  # fmt: skip
+        """The answer `found` (`check`) as the normaliser's reading of the image."""
+        cells, f, by, bx, kind, bg = found
+        ay, ax = _axis(h, by, f, SAMPLES), _axis(w, bx, f, SAMPLES)  # (the same samples as d's)
+        d = _Drawing(d.y, ay, ax, self.palette, kind, bg, self.clock)  # what Fit weighs
+        reencode = None
+        if self.codec is not None and w * h <= REENCODE_PIXELS:  # (what `verify.prove` asks)
+            full = _Drawing(self.pixels, _axis(h, by, f, h), _axis(w, bx, f, w), self.palette,
+                            kind, d.bg, self.clock)  # fmt: skip
+            reencode = _reencoder(self.pixels, self.grids, d.bg, [self.codec], self.palette,
+                                  name, cells, given=(full, self.codec), blockwise=True)  # fmt: skip
+        notes = notes + ["read by drawing the answer back: it gives every pixel of the image"
+                         + (" (re-encoded)" if self.codec is not None else "")]  # fmt: skip
+        punk = self.palette[cells].reshape(24, 24, 4).astype(np.uint8)
+        shown = d.s[cells].reshape(24, 24, -1)
+        snapped = int((np.sqrt(((est - shown) ** 2).sum(-1)) > 0.5).sum())
+        bg_name = "transparent" if bg is None else "#{:02x}{:02x}{:02x}".format(*d.bg)
+        scale = (round((w - 2 * bx) / 24, 4), round((h - 2 * by) / 24, 4))
+        info = Normalized((w, h), fmt, scale, (float(bx), float(by)), bg_name, snapped, notes,
+                          "area" if f.startswith("area") else f, Fit.of(d, reencode))  # fmt: skip
+        return punk, info
+
+
+def _drawer(ay: _Axis, ax: _Axis, kind: str, rgba: np.ndarray):
+    """(bg, rows, cols) -> the punk `rgba` (24, 24, 4) int64 drawn at full size (axes sampling
+    every pixel) as Pillow draws it `kind`-wise, those rows and columns of it (slices; all by
+    default): (h, w, 3) uint8, or RGBA (h, w, 4) for "alpha"."""
+    every = slice(None)
+    if ay.filt == "nearest":
+
+        def nearest(bg, rows=every, cols=every):
+            if kind == "alpha":
+                return _lookup(rgba.astype(np.uint8), np.zeros(4, np.uint8), ay.cell[rows],
+                               ax.cell[cols])  # fmt: skip
+            shown = _composite(np.asarray(bg), rgba).astype(np.uint8)
+            return _lookup(shown, np.asarray(bg, np.uint8), ay.cell[rows], ax.cell[cols])
+
+        return nearest
+    fy, fx = ay.weights[1], ax.weights[1]
+    if kind != "after":  # resized with its transparency (premultiplied), then shown on bg
+        pm = _resample(_premultiply(rgba).astype(np.float64), fy, fx).astype(np.int64)
+        resized = _unpremultiply(pm)
+
+        def before(bg, rows=every, cols=every):
+            if kind == "alpha":
+                return resized[rows, cols].astype(np.uint8)
+            return _composite(np.asarray(bg), resized[rows, cols]).astype(np.uint8)
+
+        return before
+    inside = (ay.inside[:, None] & ax.inside[None, :])[..., None]
+
+    def after(bg, rows=every, cols=every):
+        out = _resample(_composite(np.asarray(bg), rgba).astype(np.float64), fy[rows], fx[cols])
+        return np.where(inside[rows, cols], out, np.asarray(bg)).astype(np.uint8)
+
+    return after
 
 
 def _fitted_background(pixels: np.ndarray, how, punk: np.ndarray) -> np.ndarray:

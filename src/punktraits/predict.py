@@ -158,7 +158,25 @@ class Predictor:
             return image, None
         if isinstance(image, Image.Image):
             image = self._png(image)
-        return normalize(image, self.palette, self.counts, name=name, exact=self._exact)
+        guess = self._guess if self.verifier is not None else None
+        return normalize(image, self.palette, self.counts, name=name, exact=self._exact,
+                         guess=guess)  # fmt: skip
+
+    def _guess(self, punk: np.ndarray) -> np.ndarray:
+        """The network's answer for a rough reading `punk` (24, 24, 4), drawn: (N, 24, 24, 4)
+        uint8 (none when a pixel of it is unknown). The normaliser keeps it when, drawn the way
+        the image was, it gives the image back."""
+        prob, head_prob = self.run.predict(punk[None])
+        pred = self.run.decide(prob)[0]
+        if head_prob is not None:
+            head = self.run.heads[int(head_prob[0].argmax())]
+        else:
+            tp = {t: float(prob[0, self.traits.index(t)]) for t in TYPES if t in self.traits}
+            head = likely_heads(tp, None)[0]
+        acc = [n for j, n in enumerate(self.traits) if pred[j] and n not in TYPES]
+        acc = sorted(acc, key=lambda a: -prob[0, self.traits.index(a)])[:7]
+        images, known = self.verifier.sprites.render_many([self.verifier._start(head, acc)])
+        return images[known.all((1, 2))]
 
     def _exact(self, rgba: np.ndarray, has_alpha: bool, fmt: str, jpeg: dict):
         if fmt == "JPEG":

@@ -325,7 +325,7 @@ def _ties(verifier: Verifier, fit, best: tuple, scored: list[tuple[float, tuple]
     exact = [a for e, a in scored if e == 0]
     if cands:
         images, _ = verifier.sprites.render_many(cands)
-        again = fit.reencode(images[:, :, ::-1] if flip else images)
+        again = fit.reencode(images[:, :, ::-1] if flip else images, exact=True)
         exact += [a for a, e in zip(cands, again.tolist()) if e == 0]
     found = list(dict.fromkeys(_needed(verifier, a) for a in [best, *exact]))
     images, _ = verifier.sprites.render_many(found)
