@@ -528,7 +528,8 @@ class _Tiles:
         r = self.rgb.astype(np.int64) - bg  # (int64: its squares summed overflow int32)
         eye = k * np.eye(24)
 
-        def reencode(punks: np.ndarray, again: bool = False, exact: bool = False) -> np.ndarray:
+        def reencode(punks: np.ndarray, again: bool = False, exact: bool = False,
+                     like: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
             shown = _composite(bg, punks.reshape(len(punks), 576, 4).astype(np.int64))
             return np.array([
                 float(np.abs(self.codec(self.draw(s)).astype(np.int16) - self.target).mean())

@@ -95,7 +95,8 @@ class Fit:
     reencode: Callable[..., np.ndarray] | None = None  # a small lossy image: punks (N, 24, 24,
     #   4) -> (N,) mean |drawing re-encoded with the file's own encoder - file|; the drawing
     #   (filter, background) is settled on the first punk of the first call (or of a call
-    #   with again=True); exact=True: only 0 (given back) is exact, others just > 0
+    #   with again=True); exact=True, like=a punk that gives the file back: only 0 (given
+    #   back) is exact, others just > 0
 
     @classmethod
     def of(cls, d: _Drawing, reencode=None) -> Fit:
@@ -1027,8 +1028,8 @@ def _reencoder(pixels: np.ndarray, grids, bg, codecs: list, palette: np.ndarray,
     while it comes closer. It is settled on the pixel `reading`, and again on a punk when asked
     (`again`: the caller's best answer). `given`: (drawing, codec) known to give the file back
     (`_Answers`), used until asked again. With `exact`, only whether each punk gives the file
-    back matters (0 or not): with `blockwise` (the codecs are a whole file's JPEG encoder),
-    many are told in one encoding."""
+    back matters (0 or not): with `blockwise` (the codecs are a whole file's JPEG encoder) and
+    `like` (a punk (24, 24, 4) that gives it back), many are told in one encoding."""
     h, w = pixels.shape[:2]
     pixels = np.ascontiguousarray(pixels)
     packed = _pack(palette)
@@ -1076,40 +1077,71 @@ def _reencoder(pixels: np.ndarray, grids, bg, codecs: list, palette: np.ndarray,
             best, centre = e, around[j]
         return recoloured(drawn[k], centre), codec
 
-    def given_back(d: _Drawing, codec, cells: np.ndarray) -> np.ndarray:
-        """`error` of many punks where only 0 matters: their drawings side by side in one
-        JPEG (each padded to whole 16x16 blocks as the encoder pads it: its last row and
-        column repeated), encoded once; JPEG codes each block alone and only the decoder's
-        chroma upsampling reads one pixel across, so a drawing that does not come back inside
-        its one-pixel rim is not the file's (> 0), and one that does is re-encoded alone."""
-        sy, sx = -(-h // 16) * 16, -(-w // 16) * 16
-        cols = int(np.ceil(np.sqrt(len(cells))))
-        mosaic = np.zeros((-(-len(cells) // cols) * sy, cols * sx, 3), np.uint8)
-        pad = ((0, sy - h), (0, sx - w), (0, 0))
+    def given_back(d: _Drawing, codec, cells: np.ndarray, like: np.ndarray) -> np.ndarray:
+        """`error` of many punks (N, 576) where only 0 matters, told by one encoding. `like`
+        (576,): a punk whose drawing gives the file back. JPEG codes each 16x16 block alone and
+        only the decoder's chroma upsampling reads one pixel across, so each punk's drawing is
+        encoded only where it differs from `like`'s (the blocks it touches and one block
+        around, as the encoder pads an image: its last row and column repeated), these parts
+        side by side in one picture; a punk whose part does not come back inside its one-pixel
+        rim is not the file's (> 0), and one whose part does is re-encoded whole."""
+        sy, sx = (d.wy != 0), (d.wx != 0)  # (h, 24), (w, 24): the pixels each cell draws
+        parts = []  # (punk, top, left, its drawing there padded to whole blocks)
+        out = np.ones(len(cells))
         for j, c in enumerate(cells):
-            r, q = divmod(j, cols)
-            mosaic[r * sy : (r + 1) * sy, q * sx : (q + 1) * sx] = np.pad(d.image(c), pad, "edge")
+            changed = (c != like).reshape(24, 24)
+            if not changed.any():
+                out[j] = 0.0  # like's drawing
+                continue
+            ys = np.flatnonzero(sy[:, changed.any(1)].any(1))
+            xs = np.flatnonzero(sx[:, changed.any(0)].any(1))
+            y0, x0 = max(ys[0] // 16 - 1, 0) * 16, max(xs[0] // 16 - 1, 0) * 16
+            y1, x1 = (ys[-1] // 16 + 2) * 16, (xs[-1] // 16 + 2) * 16
+            rows, cols = slice(y0, min(y1, h)), slice(x0, min(x1, w))
+            drawn = d.exact(c, rows, cols).astype(np.uint8)
+            pad = ((0, y1 - y0 - drawn.shape[0]), (0, x1 - x0 - drawn.shape[1]), (0, 0))
+            parts.append((j, y0, x0, np.pad(drawn, pad, "edge")))
+        if not parts:
+            return out
+        width = max(512, max(p[3].shape[1] for p in parts))
+        at, x, y, row = [], 0, 0, 0  # shelves of parts, left to right
+        for _, _, _, part in parts:
+            if x + part.shape[1] > width:
+                x, y, row = 0, y + row, 0
+            at.append((y, x))
+            x, row = x + part.shape[1], max(row, part.shape[0])
+        mosaic = np.zeros((y + row, width, 3), np.uint8)
+        for (my, mx), (_, _, _, part) in zip(at, parts):
+            mosaic[my : my + part.shape[0], mx : mx + part.shape[1]] = part
         back = codec(mosaic).astype(np.int16)
-        out = np.empty(len(cells))
-        for j, c in enumerate(cells):
-            r, q = divmod(j, cols)
-            got = back[r * sy + 1 : r * sy + h - 1, q * sx + 1 : q * sx + w - 1]
-            out[j] = float(np.abs(got - pixels[1:-1, 1:-1]).mean())
+        for (my, mx), (j, y0, x0, part) in zip(at, parts):
+            ph, pw = min(part.shape[0], h - y0), min(part.shape[1], w - x0)  # the file's pixels
+            got = back[my + 1 : my + ph - 1, mx + 1 : mx + pw - 1]
+            out[j] = float(np.abs(got - pixels[y0 + 1 : y0 + ph - 1, x0 + 1 : x0 + pw - 1]).sum())
             if out[j] == 0:
-                out[j] = error(d, codec, c)
+                out[j] = error(d, codec, cells[j])
         return out
 
-    def reencode(punks: np.ndarray, again: bool = False, exact: bool = False) -> np.ndarray:
-        at = np.searchsorted(packed[order], _pack(punks.reshape(-1, 576, 4)))
-        cells = order[at.clip(0, len(packed) - 1)]  # (a colour no punk has: a neighbour's)
+    def reencode(punks: np.ndarray, again: bool = False, exact: bool = False,
+                 like: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+        cells = cells_of(punks)
         if not settled or again:  # (again: settled on this first punk instead)
             settled[:] = [settle(cells[0] if again else reading)]
         d, codec = settled[0]
-        if exact and blockwise and len(cells) > 2:
-            return given_back(d, codec, cells)
+        if exact and blockwise and like is not None:
+            return given_back(d, codec, cells, cells_of(like)[0])
         return np.array([error(d, codec, c) for c in cells])
 
+    def cells_of(punks: np.ndarray) -> np.ndarray:
+        at = np.searchsorted(packed[order], _pack(punks.reshape(-1, 576, 4)))
+        return order[at.clip(0, len(packed) - 1)]  # (a colour no punk has: a neighbour's)
+
     return reencode
+
+
+ANSWERS = (3, 2)  # different answers `_Answers` draws back (of the rough readings'), in a
+# lossless file and in a JPEG (a 36 px JPEG's are seldom right, and each costs ~30 ms there;
+# a third found 1 more of 20 at 310 px lanczos PNG, where the search takes ~300 ms)
 
 
 class _Answers:
@@ -1132,6 +1164,7 @@ class _Answers:
         self.packed = _pack(palette)
         self.order = np.argsort(self.packed)
         self.seen: set = set()
+        self.calls = 0
         self.codec = self.tiles = None
         self.flat: list = []
         if fmt == "JPEG":
@@ -1147,9 +1180,14 @@ class _Answers:
         """The answer for reading `idx` and a way of drawing it that gives the image back:
         (cells (576,), filter, border y, border x, kind, background or None), or None. `d`'s
         way is tried first, then the other likely ones (the grids' filters, both compositing
-        orders): the answer may be right where the reading's drawing was not."""
-        if self.clock.late():
+        orders): the answer may be right where the reading's drawing was not. At most ANSWERS
+        different answers are tried: when they do not give the image back, the search reads it
+        (each costs ~5 ms a way at 36 px, ~8 ms in all at 310 px)."""
+        if self.clock.late() or self.calls >= ANSWERS[self.codec is not None]:
             return None
+        if idx.tobytes() in self.seen:
+            return None  # this reading's answer was tried
+        self.seen.add(idx.tobytes())
         h, w = self.pixels.shape[:2]
         ways = [(d.filt, d.ay.border, d.ax.border, d.kind, d.bg)]
         for _, filt, by, bx in self.grids[:3]:
@@ -1163,15 +1201,16 @@ class _Answers:
             cells = self.order[at.clip(0, len(self.packed) - 1)]
             if not (self.packed[cells] == _pack(punk.reshape(576, 4))).all():
                 continue  # a colour the collection does not have
+            if ("answer", cells.tobytes()) in self.seen:
+                continue  # drawn every way already
+            self.seen.add(("answer", cells.tobytes()))
+            self.calls += 1
             rgba = self.palette[cells].reshape(24, 24, 4).astype(np.int64)
-            for way in ways:
-                key = (cells.tobytes(), *way[:4])
-                if key in self.seen or self.clock.late():
-                    continue
-                self.seen.add(key)
-                f, by, bx, kind, seen_bg = way
+            for f, by, bx, kind, seen_bg in ways:
+                if self.clock.late():
+                    return None
                 draw = _drawer(_axis(h, by, f, h), _axis(w, bx, f, w), kind, rgba)
-                for bg in self._backgrounds(way, rgba, draw):
+                for bg in self._backgrounds((f, by, bx, kind, seen_bg), rgba, draw):
                     img = draw(bg)
                     if self.codec is not None:
                         img = self.codec(img)

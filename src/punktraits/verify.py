@@ -324,8 +324,9 @@ def _ties(verifier: Verifier, fit, best: tuple, scored: list[tuple[float, tuple]
     cands = [a for a in verifier._neighbours(*best, heads) if a not in done]
     exact = [a for e, a in scored if e == 0]
     if cands:
-        images, _ = verifier.sprites.render_many(cands)
-        again = fit.reencode(images[:, :, ::-1] if flip else images, exact=True)
+        images, _ = verifier.sprites.render_many([best, *cands])
+        images = images[:, :, ::-1] if flip else images
+        again = fit.reencode(images[1:], exact=True, like=images[0])
         exact += [a for a, e in zip(cands, again.tolist()) if e == 0]
     found = list(dict.fromkeys(_needed(verifier, a) for a in [best, *exact]))
     images, _ = verifier.sprites.render_many(found)
