@@ -778,7 +778,7 @@ def normalize(
     instead of ~60 ms); None from it means "search".
     `guess(punk)`: the drawings (N, 24, 24, 4) uint8 of the answers likely for a rough reading
     `punk` (the network's); one that, drawn at the image's size the way it was drawn (and
-    re-encoded, a JPEG), gives every pixel of the image back is the reading (`_answered`: a few
+    re-encoded, a JPEG), gives every pixel of the image back is the reading (`_Answers`: a few
     ms where the search takes 50-400).
     """
     name = name or (str(source) if isinstance(source, (str, os.PathLike)) else "<bytes>")
@@ -1144,6 +1144,11 @@ ANSWERS = (3, 2)  # different answers `_Answers` draws back (of the rough readin
 # a third found 1 more of 20 at 310 px lanczos PNG, where the search takes ~300 ms)
 
 
+PLAUSIBLE = 3.0  # an answer drawn back is tried only when its drawing's squared error (the
+# sampled way) is at most this times the rough reading's: the ones that gave the file back were
+# at most 1.62 times (83 of them, 6 kinds of render); at 36 px most others were 8-120 times
+
+
 class _Answers:
     """The answers a rough reading suggests (`guess`: the network's), drawn at the image's size
     the way a candidate drawing `d` draws (grid, filter, compositing, background) and, in a
@@ -1203,6 +1208,8 @@ class _Answers:
                 continue  # a colour the collection does not have
             if ("answer", cells.tobytes()) in self.seen:
                 continue  # drawn every way already
+            if d.error(cells) > PLAUSIBLE * max(d.error(idx), 1.0):
+                continue  # explains the image far worse than the rough reading: not worth drawing
             self.seen.add(("answer", cells.tobytes()))
             self.calls += 1
             rgba = self.palette[cells].reshape(24, 24, 4).astype(np.int64)
@@ -1284,7 +1291,9 @@ class _Answers:
 def _drawer(ay: _Axis, ax: _Axis, kind: str, rgba: np.ndarray):
     """(bg, rows, cols) -> the punk `rgba` (24, 24, 4) int64 drawn at full size (axes sampling
     every pixel) as Pillow draws it `kind`-wise, those rows and columns of it (slices; all by
-    default): (h, w, 3) uint8, or RGBA (h, w, 4) for "alpha"."""
+    default): (h, w, 3) uint8, or RGBA (h, w, 4) for "alpha". `_Drawing.exact`'s three cases
+    for one punk on many backgrounds: what does not depend on the background (a resize with
+    the transparency) is done once."""
     every = slice(None)
     if ay.filt == "nearest":
 
