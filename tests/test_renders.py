@@ -191,6 +191,29 @@ def test_two_drawings_that_give_the_file_back_are_a_tie_not_a_proof(model, punks
     assert [(t["head"], set(t["accessories"])) for t in p.check["ties"]] == [(head, acc)]
 
 
+@pytest.mark.parametrize(
+    "i, size, filt, q, others", [(6307, 36, "box", 85, 1), (3833, 100, "bilinear", 70, 3)]
+)
+def test_drawings_told_in_one_encoding_are_those_that_give_the_file_back(model, punks, i, size,
+                                                                         filt, q, others):  # fmt: skip
+    """Ties are told by encoding only the blocks each drawing changes, side by side in one JPEG
+    (`Fit.reencode(..., exact=True, like=...)`): the same drawings give the file back as when
+    each is re-encoded whole, among the truth's ~65 neighbours (`others` of them do here: the
+    same drawing, or a trait the encoder erases)."""
+    from punktraits.data import HEADS
+
+    reencode = model.to_punk(render(punks.images[i], size, filt, quality=q))[1].fit.reencode
+    v = model.verifier
+    head, acc = visible(punks, i)
+    truth = (head, v._legal(head, tuple(acc)))
+    images, _ = v.sprites.render_many([truth, *v._neighbours(*truth, list(HEADS))])
+    whole = reencode(images)
+    assert whole[0] == 0.0 and len(images) > 50
+    told = reencode(images[1:], exact=True, like=images[0])
+    assert ((told == 0) == (whole[1:] == 0)).all()
+    assert (whole[1:] == 0).sum() == others
+
+
 def test_a_lossy_reading_drawn_pixel_for_pixel_must_also_give_the_file_back(model, punks,
                                                                               monkeypatch):  # fmt: skip
     """#6307 at 100 px q85: the reading has 2 pixels wrong where Buck Teeth's sprite is unknown,

@@ -937,6 +937,7 @@ def _normalize_pixels(rgba, has_alpha, fmt, notes, jpeg, palette, counts, name, 
             if tried and min(t[0] for t in tried) == 0:
                 break
             d = _Drawing(y, ay, ax, palette, kind, bg, clock)
+            slow = filt in RINGING or filt == "area"  # (the others' descent is quick, lossless)
             if first is not None and filt not in RINGING:
                 idx = first  # nothing is clipped: the same punk; only the exact rounding differs
             else:
@@ -945,14 +946,14 @@ def _normalize_pixels(rgba, has_alpha, fmt, notes, jpeg, palette, counts, name, 
                 if kind == "before":  # the background ring around the punk was clipped
                     close = np.abs(d.s[idx] - d.bg).max(1) < 30
                     idx = np.where(close, transparent, idx)
-                if answers is not None and (not lossless or d.error(idx) > 0):  # the answer for
-                    # the rough reading, drawn back: smoothed or lossy, a file is slow to read
-                    # pixel for pixel, and the answer may draw it exactly
+                if answers is not None and (not lossless or slow) and d.error(idx) > 0:
+                    # the answer for the rough reading, drawn back: lossy or ringing, a file is
+                    # slow to read pixel for pixel, and the answer may draw it exactly
                     found = answers.check(idx, d)
                     if found is not None:
                         return answers.reading(found, d, est, notes, w, h, fmt, name)
                 idx = d.descend(idx, iters=6)
-                if answers is not None and (not lossless or d.error(idx) > 0):
+                if answers is not None and d.error(idx) > 0:
                     found = answers.check(idx, d)
                     if found is not None:
                         return answers.reading(found, d, est, notes, w, h, fmt, name)
