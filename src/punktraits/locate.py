@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .normalize import Fit, Normalized, _composite, _jpeg
+from .normalize import Fit, Normalized, _block_errors, _composite, _flat_colours, _jpeg, _tile_side
 
 MIN_SIDE = 24  # a punk's square has at least one pixel per punk pixel
 LOSSLESS = ("PNG", "BMP", "GIF")
@@ -476,7 +476,7 @@ class _Tiles:
     def __init__(self, rgb: np.ndarray, codec, k: int):
         self.rgb, self.codec, self.k = rgb, codec, k
         self.target = rgb.astype(np.int16)
-        self.side = 16 * (-(-(k - 1) // 16) + 1)  # the blocks one cell of k pixels may touch
+        self.side = _tile_side(k)
         self.last = (rgb.shape[0] - self.side) // 16 * 16  # (h >= 96 >= side)
 
     def draw(self, colours: np.ndarray) -> np.ndarray:
@@ -499,25 +499,11 @@ class _Tiles:
         step = max(1, len(places) // most)
         return places[::step][:most] or [(0, 0)]
 
-    def errors(self, pairs: list[tuple[np.ndarray, tuple[int, int]]],
-               cropped: bool = False) -> np.ndarray:  # fmt: skip
-        """|decoded - file| summed inside the rim of each (drawing, place): (len(pairs),).
-        `cropped`: each drawing is already its side x side part at the place."""
+    def errors(self, pairs: list[tuple[np.ndarray, tuple[int, int]]]) -> np.ndarray:
+        """|decoded - file| summed inside the rim of each (drawing, place): (len(pairs),)."""
         s = self.side
-        cols = int(np.ceil(np.sqrt(len(pairs))))
-        rows = int(np.ceil(len(pairs) / cols))
-        mosaic = np.zeros((rows * s, cols * s, 3), np.uint8)
-        for j, (drawing, (y, x)) in enumerate(pairs):
-            r, c = divmod(j, cols)
-            part = drawing if cropped else drawing[y : y + s, x : x + s]
-            mosaic[r * s : (r + 1) * s, c * s : (c + 1) * s] = part
-        back = self.codec(mosaic).astype(np.int16)
-        out = np.zeros(len(pairs))
-        for j, (_, (y, x)) in enumerate(pairs):
-            r, c = divmod(j, cols)
-            got = back[r * s + 1 : (r + 1) * s - 1, c * s + 1 : (c + 1) * s - 1]
-            out[j] = np.abs(got - self.target[y + 1 : y + s - 1, x + 1 : x + s - 1]).sum()
-        return out
+        parts = [(drawing[y : y + s, x : x + s], (y, x)) for drawing, (y, x) in pairs]
+        return _block_errors(self.codec, self.target, parts)
 
     def fit(self, bg: np.ndarray) -> Fit:
         """How well whole punks explain the file: the squared error of each drawn on `bg` (the
@@ -545,42 +531,6 @@ class _Tiles:
         diff = np.abs(self.codec(drawing).astype(np.int16) - self.target).sum(-1)
         k = self.k
         return diff.reshape(24, k, 24, k).sum((1, 3)).ravel().astype(np.float64)
-
-
-def _flat_colours(corners: np.ndarray, codec, tables: dict, reach: int = 4) -> list:
-    """The colours (int RGB) a flat background may have had, given the centre pixels of the
-    four corner cells (4, 3) as decoded: the encoder moves a flat colour by a few levels (its
-    DC coefficients are quantised), so each colour within `reach` levels of what is seen is drawn
-    as one 16x16 tile of a mosaic (a whole block of each channel: tiles do not mix), encoded
-    once, and those that come back as what is seen are kept, nearest first (remembered per
-    colour and `tables`, the encoder's settings: the files of a folder share both)."""
-    values, count = np.unique(corners, axis=0, return_counts=True)
-    seen = values[count.argmax()].astype(np.int64)
-    if count.max() < 2:
-        return []  # no two corners agree: not one flat background
-    key = (tuple(seen.tolist()), repr(sorted(tables.items())))
-    if key not in _FLAT:
-        if len(_FLAT) > 256:
-            _FLAT.clear()
-        _FLAT[key] = _flat_near(seen, codec, reach)
-    return list(_FLAT[key])
-
-
-_FLAT: dict = {}  # (colour seen, encoder settings) -> colours
-
-
-def _flat_near(seen: np.ndarray, codec, reach: int) -> list:
-    """`_flat_colours`, worked out."""
-    steps = np.arange(-reach, reach + 1)
-    near = np.stack(np.meshgrid(steps, steps, steps, indexing="ij"), -1).reshape(-1, 3)
-    near = near[np.abs(near).sum(1).argsort(kind="stable")]
-    colours = np.clip(seen + near, 0, 255)
-    side = int(np.ceil(np.sqrt(len(colours))))
-    tiles = np.zeros((side * side, 3), np.uint8)
-    tiles[: len(colours)] = colours
-    mosaic = np.repeat(np.repeat(tiles.reshape(side, side, 3), 16, 0), 16, 1)
-    back = codec(mosaic)[8::16, 8::16].reshape(-1, 3)[: len(colours)]
-    return list(colours[(back == seen).all(1)])
 
 
 _TABLES: dict = {}

@@ -1158,12 +1158,10 @@ class _Answers:
     encoder are deterministic. A JPEG's background is not seen exactly (the encoder moves a flat
     colour by a few levels, q70 maps up to 16 colours onto one): the colours whose flat blocks
     decode as its corners do and the least-squares one a level around are tried in one go on
-    the blocks where the punk meets the background (`locate._Tiles`), and only those that pass
+    the blocks where the punk meets the background (`_block_errors`), and only those that pass
     are re-encoded whole."""
 
     def __init__(self, guess, rgba, has_alpha, fmt, jpeg, grids, palette, clock):
-        from .locate import _flat_colours, _Tiles  # (locate reads with the normaliser's parts)
-
         self.guess, self.has_alpha, self.palette, self.clock = guess, has_alpha, palette, clock
         self.grids = grids
         self.pixels = np.ascontiguousarray(rgba if has_alpha else rgba[..., :3])
@@ -1171,13 +1169,13 @@ class _Answers:
         self.order = np.argsort(self.packed)
         self.seen: set = set()
         self.calls = 0
-        self.codec = self.tiles = None
+        self.codec = None
         self.flat: list = []
         if fmt == "JPEG":
             h, w = self.pixels.shape[:2]
             self.codec = _jpeg(jpeg)[0]
             k = max(1, min(h, w) // 24)
-            self.tiles = _Tiles(self.pixels, self.codec, k)
+            self.side, self.target = _tile_side(k), self.pixels.astype(np.int16)
             c = k // 2
             corners = self.pixels[[c, c, h - 1 - c, h - 1 - c], [c, w - 1 - c, c, w - 1 - c]]
             self.flat = [np.asarray(b, np.int64) for b in _flat_colours(corners, self.codec, jpeg)]
@@ -1244,17 +1242,17 @@ class _Answers:
         cands = list({tuple(b.tolist()): b for b in self.flat + near}.values())
         cands.sort(key=lambda b: float(np.abs(b - fitted).sum()))
         places = self._places(by, bx, rgba[..., 3] > 0)
-        s = self.tiles.side
-        pairs = [(draw(b, slice(y, y + s), slice(x, x + s)), (y, x))
+        s = self.side
+        parts = [(draw(b, slice(y, y + s), slice(x, x + s)), (y, x))
                  for b in cands for y, x in places]  # fmt: skip
-        errs = self.tiles.errors(pairs, cropped=True).reshape(len(cands), len(places))
+        errs = _block_errors(self.codec, self.target, parts).reshape(len(cands), len(places))
         yield from [b for b, e in zip(cands, errs.sum(1)) if e == 0][:4]
 
     def _places(self, by: int, bx: int, painted: np.ndarray, most: int = 4) -> list:
         """Up to `most` tiles (top-left pixels, on the 16-pixel block grid) where the punk
         (`painted`, (24, 24) bool) meets the background: where the backgrounds differ."""
         h, w = self.pixels.shape[:2]
-        s = self.tiles.side
+        s = self.side
         near = np.pad(painted, 1)
         near = np.lib.stride_tricks.sliding_window_view(near, (3, 3)).any((2, 3)) & ~painted
         cy, cx = np.nonzero(near)
@@ -1364,6 +1362,72 @@ def _jpeg(tables: dict, frame=None):
         return out if frame is None else out[y : y + img.shape[0], x : x + img.shape[1]]
 
     return (codec, "JPEG") if tables else None
+
+
+def _tile_side(k: int) -> int:
+    """The side of the 16x16 blocks (2x2 of them for cells up to 16 pixels) one cell of k
+    pixels may touch, in a JPEG."""
+    return 16 * (-(-(k - 1) // 16) + 1)
+
+
+def _block_errors(codec, target: np.ndarray, parts: list[tuple[np.ndarray, tuple[int, int]]]
+                  ) -> np.ndarray:  # fmt: skip
+    """|decoded - target| (target: the file's pixels, int16) summed inside the one-pixel rim of
+    each (part, (y, x)): square parts of drawings, on the file's 16x16 block grid at y, x, laid
+    side by side in one picture and encoded with the file's `codec` once. The encoder codes each
+    16x16 block (a luma and a chroma MCU, whatever the subsampling) on its own; only the
+    decoder's chroma upsampling reads one pixel into the blocks around: inside its rim, a part
+    comes back as it would in the whole drawing encoded."""
+    s = parts[0][0].shape[0]
+    cols = int(np.ceil(np.sqrt(len(parts))))
+    rows = int(np.ceil(len(parts) / cols))
+    mosaic = np.zeros((rows * s, cols * s, 3), np.uint8)
+    for j, (part, _) in enumerate(parts):
+        r, c = divmod(j, cols)
+        mosaic[r * s : (r + 1) * s, c * s : (c + 1) * s] = part
+    back = codec(mosaic).astype(np.int16)
+    out = np.zeros(len(parts))
+    for j, (_, (y, x)) in enumerate(parts):
+        r, c = divmod(j, cols)
+        got = back[r * s + 1 : (r + 1) * s - 1, c * s + 1 : (c + 1) * s - 1]
+        out[j] = np.abs(got - target[y + 1 : y + s - 1, x + 1 : x + s - 1]).sum()
+    return out
+
+
+def _flat_colours(corners: np.ndarray, codec, tables: dict, reach: int = 4) -> list:
+    """The colours (int RGB) a flat background may have had, given the centre pixels of the
+    four corner cells (4, 3) as decoded: the encoder moves a flat colour by a few levels (its
+    DC coefficients are quantised), so each colour within `reach` levels of what is seen is drawn
+    as one 16x16 tile of a mosaic (a whole block of each channel: tiles do not mix), encoded
+    once, and those that come back as what is seen are kept, nearest first (remembered per
+    colour and `tables`, the encoder's settings: the files of a folder share both)."""
+    values, count = np.unique(corners, axis=0, return_counts=True)
+    seen = values[count.argmax()].astype(np.int64)
+    if count.max() < 2:
+        return []  # no two corners agree: not one flat background
+    key = (tuple(seen.tolist()), repr(sorted(tables.items())))
+    if key not in _FLAT:
+        if len(_FLAT) > 256:
+            _FLAT.clear()
+        _FLAT[key] = _flat_near(seen, codec, reach)
+    return list(_FLAT[key])
+
+
+_FLAT: dict = {}  # (colour seen, encoder settings) -> colours
+
+
+def _flat_near(seen: np.ndarray, codec, reach: int) -> list:
+    """`_flat_colours`, worked out."""
+    steps = np.arange(-reach, reach + 1)
+    near = np.stack(np.meshgrid(steps, steps, steps, indexing="ij"), -1).reshape(-1, 3)
+    near = near[np.abs(near).sum(1).argsort(kind="stable")]
+    colours = np.clip(seen + near, 0, 255)
+    side = int(np.ceil(np.sqrt(len(colours))))
+    tiles = np.zeros((side * side, 3), np.uint8)
+    tiles[: len(colours)] = colours
+    mosaic = np.repeat(np.repeat(tiles.reshape(side, side, 3), 16, 0), 16, 1)
+    back = codec(mosaic)[8::16, 8::16].reshape(-1, 3)[: len(colours)]
+    return list(colours[(back == seen).all(1)])
 
 
 def _webp_at(q: int):
