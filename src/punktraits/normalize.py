@@ -1147,7 +1147,7 @@ ANSWERS = (3, 2)  # different answers `_Answers` draws back (of the rough readin
 
 PLAUSIBLE = 3.0  # an answer drawn back is tried only when its drawing's squared error (the
 # sampled way) is at most this times the rough reading's: the ones that gave the file back were
-# at most 1.62 times (83 of them, 6 kinds of render); at 36 px most others were 8-120 times
+# at most 1.62 times (83 of them, 6 kinds of render); at 36 px most others were 6-120 times
 
 
 class _Answers:
