@@ -946,19 +946,20 @@ def _normalize_pixels(rgba, has_alpha, fmt, notes, jpeg, palette, counts, name, 
                 if kind == "before":  # the background ring around the punk was clipped
                     close = np.abs(d.s[idx] - d.bg).max(1) < 30
                     idx = np.where(close, transparent, idx)
-                if answers is not None and (not lossless or slow) and d.error(idx) > 0:
-                    # the answer for the rough reading, drawn back: lossy or ringing, a file is
-                    # slow to read pixel for pixel, and the answer may draw it exactly
-                    found = answers.check(idx, d)
+                if answers is not None and (not lossless or slow):  # the answer for the
+                    # rough reading, drawn back: lossy or ringing, a file is slow to read pixel
+                    # for pixel, and the answer may draw it exactly
+                    found = answers.check(idx, d, d.error(idx))
                     if found is not None:
                         return answers.reading(found, d, est, notes, w, h, fmt, name)
                 idx = d.descend(idx, iters=6)
-                if answers is not None and d.error(idx) > 0:
-                    found = answers.check(idx, d)
-                    if found is not None:
-                        return answers.reading(found, d, est, notes, w, h, fmt, name)
             first = idx if first is None else first
-            tried.append((d.error(idx), idx, d, est))
+            err = d.error(idx)
+            if answers is not None:  # (a reading whose answer was drawn already is not again)
+                found = answers.check(idx, d, err)
+                if found is not None:
+                    return answers.reading(found, d, est, notes, w, h, fmt, name)
+            tried.append((err, idx, d, est))
     e, idx, d, est = min(tried, key=lambda t: t[0])
     if e > 0:
         idx = d.descend(idx)
@@ -1016,6 +1017,10 @@ def _normalize_pixels(rgba, has_alpha, fmt, notes, jpeg, palette, counts, name, 
     return punk, info
 
 
+LEVEL_STEPS = np.stack(np.meshgrid(*[[-1, 0, 1]] * 3, indexing="ij"), -1).reshape(-1, 3)  # a
+# colour's moves of at most a level in each channel (27, 3), the move 0 included
+
+
 def _reencoder(pixels: np.ndarray, grids, bg, codecs: list, palette: np.ndarray, name: str,
                reading: np.ndarray, given: tuple | None = None,
                blockwise: bool = False):  # fmt: skip
@@ -1036,7 +1041,6 @@ def _reencoder(pixels: np.ndarray, grids, bg, codecs: list, palette: np.ndarray,
     packed = _pack(palette)
     order = np.argsort(packed)
     settled: list[tuple[_Drawing, Callable]] = [given] if given else []
-    steps = np.stack(np.meshgrid(*[[-1, 0, 1]] * 3, indexing="ij"), -1).reshape(-1, 3)
 
     def error(d: _Drawing, codec, cells: np.ndarray) -> float:
         return float(np.abs(codec(d.image(cells)).astype(np.int16) - pixels).mean())
@@ -1069,7 +1073,7 @@ def _reencoder(pixels: np.ndarray, grids, bg, codecs: list, palette: np.ndarray,
         )
         centre, codec = drawn[k].bg, codecs[c]
         while best > 0 and not clock.late():  # and within a level of each channel
-            around = [np.clip(centre + s, 0, 255) for s in steps if s.any()]
+            around = [np.clip(centre + s, 0, 255) for s in LEVEL_STEPS if s.any()]
             e, j = min(
                 (error(recoloured(drawn[k], x), codec, cells), j) for j, x in enumerate(around)
             )
@@ -1180,14 +1184,15 @@ class _Answers:
             corners = self.pixels[[c, c, h - 1 - c, h - 1 - c], [c, w - 1 - c, c, w - 1 - c]]
             self.flat = [np.asarray(b, np.int64) for b in _flat_colours(corners, self.codec, jpeg)]
 
-    def check(self, idx: np.ndarray, d: _Drawing):
-        """The answer for reading `idx` and a way of drawing it that gives the image back:
+    def check(self, idx: np.ndarray, d: _Drawing, err: float):
+        """The answer for reading `idx` (`err`: its squared error drawn `d`'s way; 0: drawn
+        exactly, nothing to check) and a way of drawing it that gives the image back:
         (cells (576,), filter, border y, border x, kind, background or None), or None. `d`'s
         way is tried first, then the other likely ones (the grids' filters, both compositing
         orders): the answer may be right where the reading's drawing was not. At most ANSWERS
         different answers are tried: when they do not give the image back, the search reads it
         (each costs ~5 ms a way at 36 px, ~8 ms in all at 310 px)."""
-        if self.clock.late() or self.calls >= ANSWERS[self.codec is not None]:
+        if err == 0 or self.clock.late() or self.calls >= ANSWERS[self.codec is not None]:
             return None
         if idx.tobytes() in self.seen:
             return None  # this reading's answer was tried
@@ -1207,7 +1212,7 @@ class _Answers:
                 continue  # a colour the collection does not have
             if ("answer", cells.tobytes()) in self.seen:
                 continue  # drawn every way already
-            if d.error(cells) > PLAUSIBLE * max(d.error(idx), 1.0):
+            if d.error(cells) > PLAUSIBLE * max(err, 1.0):
                 continue  # explains the image far worse than the rough reading: not worth drawing
             self.seen.add(("answer", cells.tobytes()))
             self.calls += 1
@@ -1237,8 +1242,8 @@ class _Answers:
                 yield fitted
             return
         fitted = _fitted_background(self.pixels, way[:4], rgba.reshape(576, 4))
-        steps = np.stack(np.meshgrid(*[[-1, 0, 1]] * 3, indexing="ij"), -1).reshape(-1, 3)
-        near = [np.clip(fitted + s, 0, 255) for s in steps[np.abs(steps).sum(1).argsort()]]
+        steps = LEVEL_STEPS[np.abs(LEVEL_STEPS).sum(1).argsort()]  # the nearest first
+        near = [np.clip(fitted + s, 0, 255) for s in steps]
         cands = list({tuple(b.tolist()): b for b in self.flat + near}.values())
         cands.sort(key=lambda b: float(np.abs(b - fitted).sum()))
         places = self._places(by, bx, rgba[..., 3] > 0)

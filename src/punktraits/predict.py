@@ -112,6 +112,15 @@ def _tables(punks) -> tuple[Originals, Rarity]:
     return _TABLES[key]
 
 
+def _drawn_first(probabilities: dict[str, float], accessories: list[str],
+                 head_prob: dict[str, float] | None) -> tuple[list[str], list[str]]:  # fmt: skip
+    """The network's answer as it is drawn first: the 6 likeliest heads, likeliest first, and
+    the accessories, at most the 7 likeliest (a punk wears at most 7)."""
+    tp = {t: probabilities.get(t, 0.0) for t in TYPES}
+    acc = sorted(accessories, key=lambda a: -probabilities.get(a, 0.0))[:7]
+    return likely_heads(tp, head_prob)[:6], acc
+
+
 class Predictor:
     """A trained run, ready for images."""
 
@@ -168,14 +177,11 @@ class Predictor:
         the image was, it gives the image back."""
         prob, head_prob = self.run.predict(punk[None])
         pred = self.run.decide(prob)[0]
-        if head_prob is not None:
-            head = self.run.heads[int(head_prob[0].argmax())]
-        else:
-            tp = {t: float(prob[0, self.traits.index(t)]) for t in TYPES if t in self.traits}
-            head = likely_heads(tp, None)[0]
+        probs = {n: float(prob[0, j]) for j, n in enumerate(self.traits)}
+        hp = None if head_prob is None else dict(zip(self.run.heads, head_prob[0]))
         acc = [n for j, n in enumerate(self.traits) if pred[j] and n not in TYPES]
-        acc = sorted(acc, key=lambda a: -prob[0, self.traits.index(a)])[:7]
-        images, known = self.verifier.sprites.render_many([self.verifier._start(head, acc)])
+        likely, acc = _drawn_first(probs, acc, hp)
+        images, known = self.verifier.sprites.render_many([self.verifier._start(likely[0], acc)])
         return images[known.all((1, 2))]
 
     def _exact(self, rgba: np.ndarray, has_alpha: bool, fmt: str, jpeg: dict):
@@ -286,10 +292,7 @@ class Predictor:
         answers, heads = [], []
         for i, p in enumerate(preds):
             hp = None if head_prob is None else dict(zip(self.run.heads, head_prob[i]))
-            tp = {t: p.probabilities.get(t, 0.0) for t in TYPES}
-            likely = likely_heads(tp, hp)[:6]
-            # a punk wears at most 7 accessories: the network's likeliest 7 are drawn first
-            acc = sorted(p.accessories, key=lambda a: -p.probabilities.get(a, 0.0))[:7]
+            likely, acc = _drawn_first(p.probabilities, p.accessories, hp)
             answers.append((p.head or likely[0], acc))
             heads.append(likely)
         checks = self.verifier.check_many(punks, answers, heads)
