@@ -8,7 +8,7 @@ import torch
 
 from punktraits import data as D
 from punktraits.models import PaperNets, PunkNet, palette_of
-from punktraits.recipes.ours import decide, rgba
+from punktraits.recipes.ours import StructuredLoss, decide, pick_drawn, rgba
 from punktraits.recipes.paper import grey, oversample
 
 
@@ -82,3 +82,43 @@ def test_oversampler_balances_classes():
     assert positive[idx].sum() == 8000
     assert set(idx[positive[idx] == 1].tolist()) == {3, 50, 700}
     assert positive[idx[:100]].sum() not in (0, 100)  # shuffled, not 8000 then 8000
+
+
+def test_structured_loss_is_the_weighted_means_and_ranks_each_punk():
+    # The loss is what F.cross_entropy / F.binary_cross_entropy_with_logits give with their mean
+    # reductions; `last` is each punk's own loss, which `replay` uses to find the hardest.
+    torch.manual_seed(0)
+    t, n_heads = 92, 11
+    logits = torch.randn(6, t + n_heads)
+    y = torch.zeros(6, t + 1, dtype=torch.long)
+    y[torch.arange(6), torch.tensor([0, 1, 2, 3, 4, 4])] = 1
+    y[:, 5 + 7] = 1
+    y[:, t] = torch.tensor([0, 3, 5, 8, 10, 10])
+    tw, pw, hw = torch.rand(5) + 0.5, torch.rand(t - 5) + 0.5, torch.rand(n_heads) + 0.5
+    loss, _, _ = StructuredLoss(tw, pw, t, hw)(logits, y)
+    want = (
+        torch.nn.functional.cross_entropy(logits[:, :5], y[:, :5].argmax(1), weight=tw)
+        + 4 * torch.nn.functional.binary_cross_entropy_with_logits(
+            logits[:, 5:t], y[:, 5:t].float(), pos_weight=pw)
+        + torch.nn.functional.cross_entropy(logits[:, t:], y[:, t], weight=hw)
+    )  # fmt: skip
+    torch.testing.assert_close(loss, want)
+    fn = StructuredLoss(tw, pw, t, hw)
+    good = torch.full((6, t + n_heads), -8.0)
+    good[:, :t][y[:, :t].bool()] = 8.0
+    good[torch.arange(6), t + y[:, t]] = 8.0
+    bad = good.clone()
+    bad[2, 5 + 40] = 8.0  # punk 2: an accessory it does not wear, confidently
+    fn(bad, y)
+    assert int(fn.last.argmax()) == 2 and fn.last[2] > 10 * fn.last[[0, 1, 3, 4, 5]].max()
+
+
+def test_replay_picks_the_hardest_then_others_at_random():
+    hardness = torch.tensor([0.1, 5.0, float("inf"), 3.0, 0.2, float("inf"), 4.0, 0.0])
+    pick = pick_drawn(hardness, 6, 2, torch.Generator().manual_seed(0))
+    assert pick[:2].tolist() == [1, 6]  # the two highest losses; never-trained ones are not hard
+    assert len(pick) == 6 and len(set(pick.tolist())) == 6
+    plain = pick_drawn(hardness, 6, 0, torch.Generator().manual_seed(0))
+    assert (
+        plain.tolist() == torch.randperm(8, generator=torch.Generator().manual_seed(0))[:6].tolist()
+    )

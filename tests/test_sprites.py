@@ -256,6 +256,26 @@ def test_sampled_punks_are_new_valid_and_seeded(learned, punks, heads):
     assert combos != learned.sample(300, np.random.default_rng(1), exclude=everyone)
 
 
+def test_rare_heads_drawn_more_and_either_pixels_taken_as_clear(learned, punks, heads):
+    # The 7 training Aliens all wear hats that cover 2 EITHER pixels of a Do-rag or a Hoodie:
+    # strictly, an Alien in one cannot be drawn; taken as not drawn (assume_clear) it can, and
+    # the test split's Alien in a Do-rag (#5905) is drawn exactly that way.
+    rng = np.random.default_rng
+    plain = learned.sample(4000, rng(0), any_pair=True)
+    tempered = learned.sample(4000, rng(0), any_pair=True, head_temper=0.5, assume_clear=True)
+    aliens = [[a for h, a in c if h == "Alien"] for c in (plain, tempered)]
+    assert 3 * len(aliens[0]) < len(aliens[1])  # training frequency 0.09%; ** 0.5: 1.0%
+    hats = [{x for a in al for x in a} & {"Do-rag", "Hoodie", "Beanie"} for al in aliens]
+    assert hats[0] == set() and len(hats[1]) >= 2
+    img, known = learned.render_many(tempered, assume_clear=True)
+    assert known.all()
+    for clear in (False, True):
+        _, known = learned.render_with_mask("Alien", ["Do-rag", "Small Shades"], clear)
+        assert int((~known).sum()) == (0 if clear else 2)
+    ok, wrong = drawn_exactly(learned, punks, heads, [5905], assume_clear=True)
+    assert ok[0] and not wrong[0] and punks.layers[5905] == ("Do-rag", "Small Shades")
+
+
 def test_sprites_are_cached_by_data_and_training_ids(punks, split_ids, tmp_path, monkeypatch):
     ids = split_ids[0][:1000]
     first = S.sprites_for(punks, ids, cache_dir=tmp_path)

@@ -121,12 +121,12 @@ def ours_run(punks, tmp_path_factory):
 
 
 def test_real_ours_meets_floors(ours_run):
-    # Floors set from measurements (docs/RESULTS.md §8: seeds 0-2 on GPU and seed 0 on CPU give
-    # exact match visible 99.90-100%, official macro F1 within 0.0002 of its ceiling).
+    # Floors set from measurements (docs/RESULTS.md §8, "Right alone on every seed": seeds 0-2 on
+    # the 2 CPU cores give exact match visible 100%, official macro F1 equal to its ceiling).
     _, m = ours_run
     assert m["n_test"] == 2000
-    assert m["macro_f1_visible"] >= 0.999
-    assert m["exact_match_visible"] >= 0.997
+    assert m["macro_f1_visible"] >= 0.9995
+    assert m["exact_match_visible"] >= 0.999
     assert m["macro_f1"] >= m["macro_f1_ceiling"] - 0.002
     assert m["head_accuracy"] >= 0.999
     assert all(m["per_trait"][t]["f1"] == 1.0 for t in D.TYPES[2:])  # Zombie, Female, Male
@@ -229,8 +229,9 @@ def test_set_reaches_the_model_and_config(punks, tmp_path):
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["model"]["hidden"] == 64
     assert config["settings"] == {"lr": 4e-3, "embed": 16, "width": 32, "hidden": 64,
-                                  "temper": 0.5, "any_pair": 1, "val_drawn": 100,
-                                  "stop_perfect": 0}  # fmt: skip
+                                  "temper": 0.5, "head_temper": 0.5, "any_pair": 1,
+                                  "val_drawn": 100, "stop_perfect": 0, "assume_clear": 1,
+                                  "replay": 0.25}  # fmt: skip
     assert config["drawn"]["temper"] == 0.5 and config["drawn"]["pairs"] == "any one per slot"
     weights = load_file(str(tmp_path / "model.safetensors"))
     assert weights["head.1.weight"].shape[0] == 64

@@ -157,9 +157,10 @@ def print_summary(metrics: dict, out: Path | None = None) -> None:
 @click.option("--drawn-share", type=click.FloatRange(0, 0.9), default=None,
               help="Ours: share of each epoch's punks that are drawn ones (default 0.75).")  # fmt: skip
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
-              help="Ours: a setting (repeatable): lr, embed, width, hidden; temper (drawn "
-              "accessories picked by frequency**temper), any_pair (0/1), val_drawn (drawn punks "
-              "held out to validate), stop_perfect (0/1). Recorded in config.json.")  # fmt: skip
+              help="Ours: a setting (repeatable): lr, embed, width, hidden; temper and "
+              "head_temper (drawn accessories and heads picked by frequency**temper), any_pair "
+              "(0/1), val_drawn (drawn punks held out to validate), stop_perfect (0/1), replay "
+              "(share of drawn punks that are the hardest seen). Recorded in config.json.")  # fmt: skip
 @click.option("--dry-run", is_flag=True, help="A tiny budget that runs every code path.")
 def train(
     data_dir,

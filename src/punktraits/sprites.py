@@ -260,10 +260,12 @@ class Sprites:
         max_tries: int = 100,
         temper: float = 1.0,
         any_pair: bool = False,
+        head_temper: float = 1.0,
     ) -> list[Combo]:
         """`n` new valid combinations (head, accessories in layer order), all different.
 
-        Heads follow the training frequencies, the number of accessories the training histogram
+        Heads follow the training frequencies raised to `head_temper` (0.5: the 7 training Aliens'
+        head is drawn 11 times as often as in training), the number of accessories the training histogram
         of the head's gender, and accessories are added one at a time with weights equal to how
         often training punks of that gender wear them raised to `temper` (1: as in training;
         0.5 shows rare accessories more often; 0: all alike), among those `compatible` allows
@@ -276,7 +278,7 @@ class Sprites:
         """
         banned = {combo_key(h, a) for h, a in (self.combos if exclude is None else exclude)}
         heads = list(self.head_counts)
-        p_head = np.array([self.head_counts[h] for h in heads], float)
+        p_head = np.array([self.head_counts[h] for h in heads], float) ** head_temper
         p_head /= p_head.sum()
         slot = {a: k for k, group in enumerate(self.slots) for a in group}
         layer = self._layer
@@ -322,16 +324,18 @@ class Sprites:
                 break
         return out
 
-    def visible(self, combos: Sequence[Combo], images: np.ndarray | None = None) -> list[tuple]:
+    def visible(self, combos: Sequence[Combo], images: np.ndarray | None = None,
+                assume_clear: bool = False) -> list[tuple]:  # fmt: skip
         """The accessories of each combination that can be seen: drawing the punk without one
         changes a pixel or leaves one that cannot be known (as hidden.csv defines it for the
-        collection). `images`: the combinations already rendered, to save drawing them again."""
+        collection). `images`: the combinations already rendered (with the same
+        `assume_clear`), to save drawing them again."""
         if images is None:
-            images, _ = self.render_many(combos)
+            images, _ = self.render_many(combos, assume_clear)
         without = [(h, tuple(x for x in acc if x != a)) for h, acc in combos for a in acc]
         if not without:
             return [() for _ in combos]
-        others, known = self.render_many(without)
+        others, known = self.render_many(without, assume_clear)
         rows = np.repeat(np.arange(len(combos)), [len(acc) for _, acc in combos])  # (k,)
         changed = ((others != images[rows]).any(-1) | ~known).any((1, 2))  # (k,)
         out: list[list[str]] = [[] for _ in combos]

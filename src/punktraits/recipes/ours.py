@@ -29,9 +29,12 @@ BATCH = 128
 KNOBS = {
     "lr": LR, "embed": 16, "width": 32, "hidden": 256,
     "temper": 0.5,  # drawn accessories are picked by training frequency ** temper
+    "head_temper": 0.5,  # drawn heads are picked by training frequency ** head_temper
     "any_pair": 1,  # 1: drawn punks may pair accessories no training punk wears together
     "val_drawn": 2000,  # drawn punks held out of training to join the validation part
     "stop_perfect": 0,  # 1: stop at the first perfect validation score; 0: patience only
+    "assume_clear": 1,  # 1: drawn punks take EITHER sprite pixels as not drawn (sprites.py)
+    "replay": 0.25,  # share of each epoch's drawn punks that are the hardest (highest loss) seen
 }  # fmt: skip
 
 
@@ -85,13 +88,21 @@ class StructuredLoss:
     def __call__(self, logits: torch.Tensor, y: torch.Tensor):
         # y (B, T [+ 1]): the 0/1 traits, then the head's index when the model has heads.
         n, t = len(TYPES), self.t
-        types = F.cross_entropy(logits[:, :n], y[:, :n].argmax(1), weight=self.type_weight)
+        kind = y[:, :n].argmax(1)
+        types = F.cross_entropy(logits[:, :n], kind, weight=self.type_weight, reduction="none")
         acc = F.binary_cross_entropy_with_logits(
-            logits[:, n:t], y[:, n:t].float(), pos_weight=self.pos_weight
-        )
-        loss = types + 4 * acc  # acc is a mean over 87 columns: weight it up against the types
+            logits[:, n:t], y[:, n:t].float(), pos_weight=self.pos_weight, reduction="none"
+        ).mean(1)
+        # The weighted means F.cross_entropy would give; acc is a mean over 87 columns: weight
+        # it up against the types. `last`: each punk's own loss, for replaying the hardest.
+        w = self.type_weight[kind] if self.type_weight is not None else torch.ones_like(types)
+        loss = types.sum() / w.sum() + 4 * acc.mean()
+        self.last = (types + 4 * acc).detach()
         if self.head_weight is not None:
-            loss = loss + F.cross_entropy(logits[:, t:], y[:, t].long(), weight=self.head_weight)
+            head = y[:, t].long()
+            heads = F.cross_entropy(logits[:, t:], head, weight=self.head_weight, reduction="none")
+            loss = loss + heads.sum() / self.head_weight[head].sum()
+            self.last += heads.detach()
         return loss, loss.detach(), exact_match(logits[:, :t].detach(), y[:, :t])
 
 
@@ -148,6 +159,18 @@ class EarlyStopping:
         return (self.stop_perfect and score >= 1.0) or epoch - self.best_epoch >= PATIENCE
 
 
+def pick_drawn(hardness: torch.Tensor, n: int, n_hard: int, gen: torch.Generator) -> torch.Tensor:
+    """The drawn punks an epoch trains on, `n` different ones: the `n_hard` whose loss was highest
+    when last trained on (`hardness`; inf: never trained on yet), then others at random."""
+    if not n_hard:
+        return torch.randperm(len(hardness), generator=gen)[:n].to(hardness.device)
+    hard = torch.where(hardness.isinf(), -1.0, hardness).topk(n_hard).indices
+    rest = torch.ones(len(hardness), dtype=torch.bool, device=hardness.device)
+    rest[hard] = False
+    order = torch.randperm(len(hardness), generator=gen).to(hardness.device)
+    return torch.cat([hard, order[rest[order]][: n - n_hard]])
+
+
 @dataclass
 class Drawn:
     """New punks drawn with the sprites learned from the training split (sprites.py)."""
@@ -159,24 +182,28 @@ class Drawn:
 
 
 def draw_punks(punks: Punks, train_ids: np.ndarray, test_ids: np.ndarray, n: int,
-               seed: int, temper: float = 1.0, any_pair: bool = False) -> Drawn:  # fmt: skip
+               seed: int, temper: float = 1.0, any_pair: bool = False,
+               head_temper: float = 1.0, assume_clear: bool = False) -> Drawn:  # fmt: skip
     """`n` punks of new combinations (none is a training punk's), drawn with sprites learned from
     `train_ids` only; any that equals the image of a test punk is dropped (checked by hash)."""
     from ..sprites import sprites_for
 
     sprites = sprites_for(punks, train_ids)
-    combos = sprites.sample(n, np.random.default_rng([seed, 8]), temper=temper, any_pair=any_pair)
-    images, _ = sprites.render_many(combos)  # (n, 24, 24, 4); sample() keeps fully known ones
+    combos = sprites.sample(n, np.random.default_rng([seed, 8]), temper=temper, any_pair=any_pair,
+                            head_temper=head_temper, assume_clear=assume_clear)  # fmt: skip
+    # (n, 24, 24, 4); sample() keeps fully known ones
+    images, _ = sprites.render_many(combos, assume_clear)
     labels = np.zeros((n, len(punks.traits)), np.uint8)
     kinds = [punks.traits.index(head.split()[0]) for head, _ in combos]
     labels[np.arange(n), kinds] = 1
-    for i, shown in enumerate(sprites.visible(combos, images)):
+    for i, shown in enumerate(sprites.visible(combos, images, assume_clear)):
         labels[i, [punks.traits.index(a) for a in shown]] = 1
     outside = {img.tobytes() for img in punks.images[test_ids]}
     keep = np.array([img.tobytes() not in outside for img in images], bool)
     report = {
         "n": int(keep.sum()), "seed": seed, "sprites_learned_from": "the training split",
-        "temper": temper, "pairs": "any one per slot" if any_pair else "seen in training",
+        "temper": temper, "head_temper": head_temper, "assume_clear": assume_clear,
+        "pairs": "any one per slot" if any_pair else "seen in training",
         "new_combinations": "none is the label set of a training punk",
         "equal_to_a_test_punk": int((~keep).sum()),
         "checked": f"RGBA bytes of every drawn punk against the {len(test_ids):,} test punks: "
@@ -219,9 +246,12 @@ class Ours(Recipe):
             raise PunktraitsError("--drawn needs the collection's draw order (traits.csv)")
         key = (punks.sha256.get("punks.png"), s.train.tobytes(), n, cfg.seed)
         temper, any_pair = float(settings(cfg)["temper"]), bool(settings(cfg)["any_pair"])
-        key += (temper, any_pair)
+        head_temper = float(settings(cfg)["head_temper"])
+        assume_clear = bool(settings(cfg)["assume_clear"])
+        key += (temper, any_pair, head_temper, assume_clear)
         if key not in self._drawn:
-            self._drawn = {key: draw_punks(punks, s.train, s.test, n, cfg.seed, temper, any_pair)}
+            self._drawn = {key: draw_punks(punks, s.train, s.test, n, cfg.seed, temper, any_pair,
+                                           head_temper, assume_clear)}  # fmt: skip
         return self._drawn[key]
 
     def describe(self, punks: Punks, cfg: TrainConfig, split: Split) -> dict:
@@ -310,15 +340,23 @@ class Ours(Recipe):
         gen = torch.Generator().manual_seed(cfg.seed)
         loss_fn = StructuredLoss(type_weight, pos_weight, t, head_weight)
 
+        # Each drawn punk's loss when it was last trained on (inf: not yet), for `replay`.
+        replay = float(settings(cfg)["replay"])
+        hardness = torch.full((n_drawn,), float("inf"), device=dev)
+
         def batches(epoch: int):
             ids = fit_t
             if per_epoch:
-                pick = torch.randperm(n_drawn, generator=gen)[:per_epoch].to(dev)
+                n_hard = round(per_epoch * replay) if epoch else 0
+                pick = pick_drawn(hardness, per_epoch, n_hard, gen)
                 ids = torch.cat([fit_t, drawn_t[pick]])
             perm = ids[torch.randperm(len(ids), generator=gen).to(dev)]
             for s in range(steps):
                 b = perm[s * batch : (s + 1) * batch]
                 yield idx_all[b], y_all[b]
+                if replay:  # the step on this batch is done: keep its drawn punks' losses
+                    d = b >= n_real
+                    hardness[b[d] - n_real] = loss_fn.last[d]
 
         bar = tqdm(total=epochs * steps, desc="ours", unit="step", disable=not progress)
         stop_perfect = bool(settings(cfg)["stop_perfect"])
