@@ -247,3 +247,44 @@ def test_lossy_smoothed_renders(punks, palette, filt, size, fmt, kw):
         out, info = read(data, palette)
         np.testing.assert_array_equal(out, punks.images[i], err_msg=f"{filt} {fmt} punk {i}")
         assert info.filter == filt
+
+
+# --- a browser's pixelated scaling: nearest cells cut at another phase than Pillow's ----------
+
+
+def cut(punk: np.ndarray, size: int, phase: int, bg=BLUE) -> Image.Image:
+    """A nearest upscale whose cell i starts at ceil((i * size - phase) / 24): Pillow's cuts
+    are one of these 24 phases; Chromium's `image-rendering: pixelated` (screenshotted) cuts at
+    another (benchmarks/browser.py)."""
+    edges = -(-(np.arange(25) * size - phase) // 24)
+    src = np.searchsorted(edges, np.arange(size), side="right") - 1
+    im = Image.fromarray(np.ascontiguousarray(punk[src][:, src]), "RGBA")
+    canvas = Image.new("RGBA", im.size, bg + (255,))
+    canvas.alpha_composite(im)
+    return canvas.convert("RGB")
+
+
+@pytest.mark.parametrize(("size", "phase"), [(36, 0), (36, 13), (100, 5), (100, 20), (310, 17)])
+def test_nearest_cells_cut_at_any_phase_are_read_exactly(punks, palette, size, phase):
+    for i in (0, 2890, 5905, 8348):
+        data = encode(cut(punks.images[i], size, phase))
+        out, info = read(data, palette)
+        assert (out == punks.images[i]).all(), (i, size, phase)
+        assert info.scale == (round(size / 24, 4),) * 2
+        assert info.source_size == (size, size) and info.background == "#638596"
+        # named by the Pillow filter that draws it so (a box upscale may), else nearest, noted
+        pillow = [f for f in ("nearest", "box")
+                  if encode(render(punks.images[i], size, resample=FILTERS[f][0])) == data]  # fmt: skip
+        assert info.filter == (pillow[0] if pillow else "nearest"), (i, size, phase)
+        assert ("pixelated" in " ".join(info.notes)) == (not pillow), (i, size, phase)
+
+
+def test_uneven_cells_are_only_taken_from_a_nearest_upscale(punks):
+    punk = punks.images[8348]
+    smooth = np.asarray(render(punk, 100, resample=Image.BILINEAR).convert("RGBA"))
+    assert N._uneven_cells(smooth) is None
+    sharp = np.asarray(cut(punk, 100, 11).convert("RGBA"))
+    assert N._uneven_cells(sharp).shape == (24, 24, 4)
+    sharp = sharp.copy()
+    sharp[50, 50] = (255, 0, 255, 255)  # one pixel inside a cell differs: not one colour a cell
+    assert N._uneven_cells(sharp) is None

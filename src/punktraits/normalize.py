@@ -36,7 +36,7 @@ import stat
 import struct
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from functools import cached_property, lru_cache
 
 import numpy as np
@@ -904,6 +904,20 @@ def _normalize_pixels(rgba, has_alpha, fmt, notes, jpeg, palette, counts, name, 
         )
     transparent = int(np.flatnonzero(palette[:, 3] == 0)[0])
     prior = np.log(counts.astype(np.float64) + 1.0) if counts is not None else None
+    if fmt in ("PNG", "BMP", "GIF") and frame is None and min(h, w) >= 36 and (h % 24 or w % 24):
+        cells = _uneven_cells(rgba)
+        if cells is not None:  # a nearest upscale, however its cells were cut: read each one
+            # Pillow's nearest or box (an upscale without a straddled pixel) cuts it one way;
+            # a browser's pixelated scaling, another
+            filt = next((f for f in ("nearest", "box") if np.array_equal(
+                np.asarray(Image.fromarray(cells).resize((w, h), FILTERS[f][0])), rgba)), None)  # fmt: skip
+            if filt is None:
+                notes = [*notes, "nearest-neighbour cells cut unevenly, as a browser's "
+                         "pixelated scaling cuts them: read cell by cell"]  # fmt: skip
+            punk, info = _normalize_pixels(cells, has_alpha, fmt, notes, jpeg, palette, counts,
+                                           name, clock, guess=guess)  # fmt: skip
+            return punk, replace(info, source_size=(w, h), fit=None, filter=filt or "nearest",
+                                 scale=(round(w / 24, 4), round(h / 24, 4)))  # fmt: skip
     grids = _grids(rgba, has_alpha)
     if grids[0][0] > MAX_MISFIT**2:  # not even the lines fit a 24-cell drawing (noise, a photo)
         raise ImageError(f"{name}: no 24x24 pixel grid found (is it a single punk?)")
@@ -1015,6 +1029,67 @@ def _normalize_pixels(rgba, has_alpha, fmt, notes, jpeg, palette, counts, name, 
         (w, h), fmt, scale, offset, bg_name, snapped, notes, d.filt, Fit.of(d, reencode)
     )
     return punk, info
+
+
+def _uneven_cells(rgba: np.ndarray) -> np.ndarray | None:
+    """The 24x24 cells (24, 24, 4) of a nearest-neighbour upscale whose cells are cut anywhere
+    (each `floor` or `ceil` of the scale wide, as a browser's `image-rendering: pixelated` cuts
+    them at a fractional scale, not where Pillow would), or None when the image is not one.
+    On each axis, the cuts `ceil(i * scale + c)` of every phase c are tried (24 at most), the
+    one nearest `round(i * scale)` first; then, for cuts that follow no one phase, those where
+    the most rows (columns) change, by dynamic programming. Every cell must be one colour."""
+    px = np.where(rgba[..., 3:] == 0, 0, rgba)  # a transparent pixel's colour is no colour
+    bounds = []
+    for a in (px, px.transpose(1, 0, 2)):  # columns, then rows
+        n = a.shape[1]
+        change = np.zeros(n + 1)
+        change[1:n] = (a[:, 1:] != a[:, :-1]).any(-1).sum(0)  # rows changing at each column
+        total = change.sum()
+        edges = _phase_cuts(n, change, total)
+        if edges is None:
+            edges = _cuts(n, change, total)
+        if edges is None:
+            return None
+        bounds.append(edges)
+    (xs, ys) = [(b[:-1] + b[1:]) // 2 for b in bounds]  # each cell's middle pixel
+    return np.ascontiguousarray(rgba[ys][:, xs])
+
+
+def _phase_cuts(n: int, change: np.ndarray, total: float) -> np.ndarray | None:
+    """The cuts of one phase (a uniform nearest scaling) with every change on a cut, or None."""
+    # i * n / 24 is a multiple of 1/24: these 24 phases give every distinct set of cuts
+    at = np.arange(25) * n
+    found = []
+    for k in range(24):
+        edges = -(-(at - k) // 24)  # ceil(i * n / 24 - (k + 0.5) / 24), in integers
+        if (np.diff(edges) > 0).all() and change[edges].sum() >= total:
+            found.append(edges)
+    if not found:
+        return None
+    return min(found, key=lambda e: float(np.abs(e - at / 24).sum()))
+
+
+def _cuts(n: int, change: np.ndarray, total: float) -> np.ndarray | None:
+    """24 cells, each floor or ceil of n / 24 wide, with every change on a cut, or None."""
+    widths = sorted({n // 24, -(-n // 24)})
+    if widths[0] < 1:
+        return None
+    best = np.full(n + 1, -np.inf)
+    best[0] = 0.0
+    came = np.zeros((24, n + 1), np.int64)
+    for k in range(24):
+        nxt = np.full(n + 1, -np.inf)
+        for wd in widths:
+            take = best[: n + 1 - wd] > nxt[wd:]
+            nxt[wd:] = np.where(take, best[: n + 1 - wd], nxt[wd:])
+            came[k, wd:] = np.where(take, wd, came[k, wd:])
+        best = nxt + change
+    if not np.isfinite(best[n]) or best[n] < total:
+        return None  # a change inside a cell: not a nearest upscale
+    edges = [n]
+    for k in range(23, -1, -1):
+        edges.append(edges[-1] - came[k, edges[-1]])
+    return np.array(edges[::-1])
 
 
 LEVEL_STEPS = np.stack(np.meshgrid(*[[-1, 0, 1]] * 3, indexing="ij"), -1).reshape(-1, 3)  # a
