@@ -150,9 +150,10 @@ def test_gallery_marks_exactly_the_wrong_test_punks(client, punks):
     pred = r.decide(r.probabilities(punks.images[test]))
     wrong = (pred != punks.visible[test]).any(1)
     assert [p["wrong"] for p in g["punks"]] == wrong.tolist()
-    assert 0 < wrong.sum() < 100
+    assert wrong.sum() < 100  # the shipped model: 0 since it was retrained (RESULTS §8)
     hidden_only = (pred != punks.labels[test]).any(1) & ~wrong
     assert [p["hidden_only"] for p in g["punks"]] == hidden_only.tolist()
+    assert hidden_only.sum() > 100  # painted-over labels no pixel shows (Earring: 87)
 
 
 def test_punk_detail_and_unknown_ids(client, punks):
@@ -354,7 +355,10 @@ def test_page_gallery_marks_errors_and_inspects_a_punk(server, page):
     assert page.locator("#gallery img").count() == len(g["punks"]) == 2000
     wrong = [p["id"] for p in g["punks"] if p["wrong"]]
     assert page.locator("#gallery img.wrong").count() == len(wrong)
-    page.click(f"#gallery img[data-id='{wrong[0]}']")
+    # (the shipped model gets every test punk's visible traits right: then a punk whose miss is
+    # a painted-over label is inspected)
+    first = (wrong or [p["id"] for p in g["punks"] if p["hidden_only"]])[0]
+    page.click(f"#gallery img[data-id='{first}']")
     page.wait_for_function("document.querySelector('#labels').textContent.startsWith('official labels')")  # fmt: skip
     assert page.is_visible("#result")
     page.click("#only-wrong")
