@@ -5,7 +5,7 @@ and seeds, and score each run on the test split and on never-seen combinations.
         --grid '{"drawn": [20000, 60000], "width": [32, 64]}' --seeds 0 1 2 --out sweep.jsonl
 
 Every combination of the grid's values (or of each grid's, given a list) is trained with every seed (keys: drawn, drawn_share,
-epochs, batch_size and the recipe's --set knobs lr, embed, width, hidden, temper). Each run writes
+epochs, batch_size, split_seed and the recipe's --set knobs lr, embed, width, hidden, temper). Each run writes
 one JSON line: its settings, seconds, the test split's official macro F1 and its ceiling, exact
 match on visible labels, the traits whose visible F1 is below 1, head accuracy, and the network
 alone's exact match (type, head, visible accessories) on `--new` punks of combinations none of the
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-RUN_KEYS = {"drawn", "drawn_share", "epochs", "batch_size", "dry_run"}
+RUN_KEYS = {"drawn", "drawn_share", "epochs", "batch_size", "dry_run", "split_seed"}
 
 
 def new_punks(punks, train_ids, n: int, seed: int = 99):
