@@ -1035,15 +1035,18 @@ def _uneven_cells(rgba: np.ndarray) -> np.ndarray | None:
     """The 24x24 cells (24, 24, 4) of a nearest-neighbour upscale whose cells are cut anywhere
     (each `floor` or `ceil` of the scale wide, as a browser's `image-rendering: pixelated` cuts
     them at a fractional scale, not where Pillow would), or None when the image is not one.
-    On each axis, the cuts `ceil(i * scale + c)` of every phase c are tried (24 at most), the
-    one nearest `round(i * scale)` first; then, for cuts that follow no one phase, those where
-    the most rows (columns) change, by dynamic programming. Every cell must be one colour."""
+    On each axis, the cuts `ceil(i * scale + c)` of every phase c are tried (24 at most; of
+    those that fit, the one nearest `i * scale`); then, for cuts that follow no one phase, those
+    where the most rows (columns) change, by dynamic programming. Every cell must be one colour:
+    an axis that changes at more than 23 places has none (a smoothed render: returned at once)."""
     px = np.where(rgba[..., 3:] == 0, 0, rgba)  # a transparent pixel's colour is no colour
     bounds = []
     for a in (px, px.transpose(1, 0, 2)):  # columns, then rows
         n = a.shape[1]
         change = np.zeros(n + 1)
         change[1:n] = (a[:, 1:] != a[:, :-1]).any(-1).sum(0)  # rows changing at each column
+        if np.count_nonzero(change) > 23:
+            return None  # more changes than cuts: a change inside a cell, whatever the cuts
         total = change.sum()
         edges = _phase_cuts(n, change, total)
         if edges is None:
