@@ -10,7 +10,7 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from conftest import encode
+from conftest import cut, encode
 from PIL import Image
 
 from punktraits import normalize as N
@@ -250,18 +250,6 @@ def test_lossy_smoothed_renders(punks, palette, filt, size, fmt, kw):
 
 
 # --- a browser's pixelated scaling: nearest cells cut at another phase than Pillow's ----------
-
-
-def cut(punk: np.ndarray, size: int, phase: int, bg=BLUE) -> Image.Image:
-    """A nearest upscale whose cell i starts at ceil((i * size - phase) / 24): Pillow's cuts
-    are one of these 24 phases; Chromium's `image-rendering: pixelated` (screenshotted) cuts at
-    another (benchmarks/browser.py)."""
-    edges = -(-(np.arange(25) * size - phase) // 24)
-    src = np.searchsorted(edges, np.arange(size), side="right") - 1
-    im = Image.fromarray(np.ascontiguousarray(punk[src][:, src]), "RGBA")
-    canvas = Image.new("RGBA", im.size, bg + (255,))
-    canvas.alpha_composite(im)
-    return canvas.convert("RGB")
 
 
 @pytest.mark.parametrize(("size", "phase"), [(36, 0), (36, 13), (100, 5), (100, 20), (310, 17)])

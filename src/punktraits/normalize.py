@@ -224,6 +224,26 @@ FILTERS = {
     # but re-encoding settles it exactly as a render of each of AREA_SOURCES' sizes
 }
 RINGING = ("bicubic", "lanczos")  # negative lobes: values overshoot and Pillow clips them
+
+
+def _is_nearest(filt: str) -> bool:
+    """Pillow's nearest, or "nearest/k": nearest cells cut at another phase k (of 24), as a
+    browser's `image-rendering: pixelated` cuts them (Chromium: k = 11, Pillow's ~12)."""
+    return filt == "nearest" or filt.startswith("nearest/")
+
+
+def _phase_note(filt: str) -> list[str]:
+    if not filt.startswith("nearest/"):
+        return []
+    return ["nearest-neighbour cells cut at another phase than Pillow's, as a browser's "
+            "pixelated scaling cuts them"]  # fmt: skip
+
+
+def _family(filt: str) -> str:
+    """The filter's name as reported: "nearest/k" is nearest, "area1024" is area."""
+    return "area" if filt.startswith("area") else "nearest" if _is_nearest(filt) else filt
+
+
 ONE, HALF = float(1 << 22), float(1 << 21)  # Pillow's fixed point for 8-bit resampling
 ONES3 = np.ones(3, np.float32)
 F32_054, F32_046 = float(np.float32(0.54)), float(np.float32(0.46))  # Pillow's hamming floats
@@ -257,7 +277,7 @@ AREA_SOURCES = (1024, 336)  # an area average is settled (`_reencoder`) as a nea
 #   these sizes box-filtered down too: the large marketplace renders (README), drawn exactly
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=256)
 def _weights(n: int, filt: str, m: int = 24) -> tuple[np.ndarray, np.ndarray]:
     """How Pillow's resize of m pixels (a punk's 24) to n weighs them: (n, m) float64, and the
     same in its 22-bit fixed point (integers held in float64: matrix products of them stay
@@ -265,6 +285,13 @@ def _weights(n: int, filt: str, m: int = 24) -> tuple[np.ndarray, np.ndarray]:
     1024 pixels box-filtered down — one linear resize of the punk: its fixed-point weights,
     summed over each cell's pixels (a nearest render copies values, so nothing is rounded
     between the two)."""
+    if filt.startswith("nearest/"):  # cells cut at phase k: cell c from ceil((c n - k) / 24)
+        k = int(filt[8:])
+        starts = -(-(np.arange(m + 1) * n - k) // m)
+        starts[0], starts[-1] = 0, n
+        x = np.arange(n)[:, None]
+        w = ((x >= starts[None, :-1]) & (x < starts[None, 1:])).astype(np.float64)
+        return w, w * ONE
     if filt == "nearest":  # an affine transform in Pillow, not a filter: ask Pillow itself
         eye = Image.fromarray(np.eye(m, dtype=np.float32), "F")
         w = np.asarray(eye.resize((n, m), Image.NEAREST), np.float64).T.copy()
@@ -367,7 +394,7 @@ class _Axis:
         the cell edges."""
         w = self.weights[0]
         use = self.inside.copy()
-        if self.filt == "nearest":
+        if _is_nearest(self.filt):
             n = self.side - 2 * self.border
             centre = self.border + (self.cell.clip(0, 23) + 0.5) * n / 24
             core = np.abs(np.asarray(self.pos) + 0.5 - centre) <= 0.375 * n / 24
@@ -441,7 +468,7 @@ class _Drawing:
     def exact(self, idx: np.ndarray, rows=slice(None), cols=slice(None)) -> np.ndarray:
         """The observation Pillow's drawing of punk `idx` gives at the sampled rows and cols."""
         cells = idx.reshape(24, 24)
-        if self.filt == "nearest":  # each sample is one cell's colour: look it up
+        if _is_nearest(self.filt):  # each sample is one cell's colour: look it up
             table = self.observed if self.kind == "alpha" else self.shown
             return _lookup(table[cells], self.bg, self.ay.cell[rows], self.ax.cell[cols])
         fy, fx = self.fy[rows], self.fx[cols]
@@ -456,7 +483,7 @@ class _Drawing:
 
     def image(self, idx: np.ndarray) -> np.ndarray:
         """The drawing of punk `idx` as 8-bit RGB (an opaque kind, every sample)."""
-        if self.filt == "nearest":
+        if _is_nearest(self.filt):
             cells = self.shown8[idx.reshape(24, 24)]
             return _lookup(cells, self.bg.astype(np.uint8), self.ay.cell, self.ax.cell)
         return self.exact(idx).astype(np.uint8)
@@ -701,7 +728,7 @@ def _nearest_border(prof: np.ndarray) -> int:
     return b if err <= 0.5 * none else 0
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=1024)
 def _span(side: int, border: int, filt: str) -> np.ndarray:
     """Orthonormal basis (side, k) of the lines a resize of 24 pixels to side - 2 * border,
     with that border of one colour on both ends, can draw."""
@@ -719,16 +746,62 @@ def _line_misfit(prof: np.ndarray, border: int, filt: str) -> float:
     return max(float((flat * flat).sum() - (c * c).sum()), 0.0) / flat.size
 
 
-def _grids(rgba: np.ndarray, has_alpha: bool) -> list[tuple[float, str, int, int]]:
-    """Candidate drawings, best first: (misfit, filter, border y, border x)."""
+def _phases(sides: set) -> list[int]:
+    """The phases k of nearest cells ("nearest/k", `_weights`) that cut axes of these (side,
+    border)s differently from each other: one k for each distinct set of cuts."""
+    seen, out = set(), []
+    at = np.arange(25)
+    for k in range(24):
+        key = tuple(tuple(-(-(at * (side - 2 * b) - k) // 24)) for side, b in sorted(sides))
+        if key not in seen:
+            seen.add(key)
+            out.append(k)
+    return out if len(out) > 1 else []  # (a whole-number scale: every phase cuts alike)
+
+
+def _cut_misfit(sums: np.ndarray, total: float, border: int, k: int) -> float:
+    """`_line_misfit` of "nearest/k" from the lines' cumulative sums (side + 1, L*3) and total
+    square: each cell's best value is its mean, so what is left is each cell's spread (a few
+    hundred operations, where the projection costs the lines times the side)."""
+    side = sums.shape[0] - 1
+    n = side - 2 * border
+    edges = border + np.maximum(-(-(np.arange(25) * n - k) // 24), 0)
+    edges[-1] = side - border
+    seg = sums[edges[1:]] - sums[edges[:-1]]  # (24, L*3)
+    kept = float(((seg * seg).sum(1) / np.diff(edges)).sum())
+    if border:  # the border, both ends, is one colour
+        b = sums[border] + sums[side] - sums[side - border]
+        kept += float((b * b).sum()) / (2 * border)
+    return max(total - kept, 0.0) / sums[1:].size
+
+
+def _grids(rgba: np.ndarray, has_alpha: bool, phased: bool = True
+           ) -> list[tuple[float, str, int, int]]:  # fmt: skip
+    """Candidate drawings, best first: (misfit, filter, border y, border x). `phased`: nearest
+    cells may be cut at another phase than Pillow's (not in a square cut from a page: a few
+    pixels of its neighbour would pass for a wider cell)."""
     found = {}
+    profs = [_lines(rgba, has_alpha, axis) for axis in (0, 1)]
+    sides = [{(rgba.shape[axis], b) for b in (0, _nearest_border(profs[axis]))} for axis in (0, 1)]
+    phases = _phases(sides[0] | sides[1]) if phased else []
     for axis in (0, 1):
-        prof = _lines(rgba, has_alpha, axis)
-        borders = {0, _nearest_border(prof)}
+        prof = profs[axis]
+        borders = {b for _, b in sides[axis]}
         for filt in FILTERS:
             found[axis, filt] = min((_line_misfit(prof, b, filt), b) for b in sorted(borders))
+        if phases:
+            flat = prof.reshape(prof.shape[0], -1)
+            sums = np.concatenate([np.zeros((1, flat.shape[1])), np.cumsum(flat, 0)])
+            total = float((flat * flat).sum())
+            for k in phases:
+                found[axis, f"nearest/{k}"] = min(
+                    (_cut_misfit(sums, total, b, k), b) for b in sorted(borders))  # fmt: skip
+    # nearest cells cut at another phase than Pillow's (a browser's pixelated scaling): the
+    # phase that fits best stands for nearest, when it fits better
+    phased = [f for f in {a[1] for a in found} if f.startswith("nearest/")]
+    near = min(["nearest", *phased], key=lambda f: found[0, f][0] + found[1, f][0])
     out, drawn = [], []
-    for f in FILTERS:
+    for f in (near if f == "nearest" else f for f in FILTERS):
         (ey, by), (ex, bx) = found[0, f], found[1, f]
         key = (
             by,
@@ -918,7 +991,7 @@ def _normalize_pixels(rgba, has_alpha, fmt, notes, jpeg, palette, counts, name, 
                                            name, clock, guess=guess)  # fmt: skip
             return punk, replace(info, source_size=(w, h), fit=None, filter=filt or "nearest",
                                  scale=(round(w / 24, 4), round(h / 24, 4)))  # fmt: skip
-    grids = _grids(rgba, has_alpha)
+    grids = _grids(rgba, has_alpha, phased=frame is None)
     if grids[0][0] > MAX_MISFIT**2:  # not even the lines fit a 24-cell drawing (noise, a photo)
         raise ImageError(f"{name}: no 24x24 pixel grid found (is it a single punk?)")
     lossless = fmt in ("PNG", "BMP")  # (GIF quantises colours; JPEG and WebP are lossy)
@@ -945,7 +1018,7 @@ def _normalize_pixels(rgba, has_alpha, fmt, notes, jpeg, palette, counts, name, 
             spread = 16.0 if fmt in ("PNG", "BMP") else 32.0 if min(h, w) >= 34 else 64.0
             bg = _background(est, y, ay, ax, name, spread)
             # a browser resizes the punk with its transparency, then shows it on the page
-            kinds = ["before", "after"] if filt != "nearest" else ["after"]
+            kinds = ["before", "after"] if not _is_nearest(filt) else ["after"]
         first = None
         for kind in kinds:
             if tried and min(t[0] for t in tried) == 0:
@@ -993,7 +1066,7 @@ def _normalize_pixels(rgba, has_alpha, fmt, notes, jpeg, palette, counts, name, 
     if lossy and not has_alpha and w * h <= CODEC_PIXELS and not clock.late():
         ay, ax = _axis(h, d.ay.border, d.filt, h), _axis(w, d.ax.border, d.filt, w)
         y = rgba[..., :3].astype(np.float64)
-        kinds = ("after",) if d.filt == "nearest" else ("after", "before")
+        kinds = ("after",) if _is_nearest(d.filt) else ("after", "before")
         fulls = [_Drawing(y, ay, ax, palette, k, d.bg, clock) for k in kinds]
         codec = _jpeg(jpeg, frame) if fmt == "JPEG" else _webp(fulls[0], idx)
         if codec is not None:
@@ -1025,8 +1098,9 @@ def _normalize_pixels(rgba, has_alpha, fmt, notes, jpeg, palette, counts, name, 
     bg_name = "transparent" if has_alpha else "#{:02x}{:02x}{:02x}".format(*d.bg)
     scale = (round((w - 2 * d.ax.border) / 24, 4), round((h - 2 * d.ay.border) / 24, 4))
     offset = (float(d.ax.border), float(d.ay.border))
+    notes = notes + _phase_note(d.filt)
     info = Normalized(
-        (w, h), fmt, scale, offset, bg_name, snapped, notes, d.filt, Fit.of(d, reencode)
+        (w, h), fmt, scale, offset, bg_name, snapped, notes, _family(d.filt), Fit.of(d, reencode)
     )
     return punk, info
 
@@ -1142,7 +1216,7 @@ def _reencoder(pixels: np.ndarray, grids, bg, codecs: list, palette: np.ndarray,
         filters = [(f, by, bx) for _, filt, by, bx in grids[:3]
                    for f in [filt, *(f"area{m}" for m in AREA_SOURCES if filt == "area")]]  # fmt: skip
         tries = [(filt, by, bx, kind) for filt, by, bx in filters
-                 for kind in (("after",) if filt == "nearest" else ("after", "before"))]  # fmt: skip
+                 for kind in (("after",) if _is_nearest(filt) else ("after", "before"))]  # fmt: skip
         drawn = [drawing(*t, _fitted_background(pixels, t, palette[cells])) for t in tries]
         best, k, c = min(
             (error(d, codec, cells), k, c)
@@ -1278,7 +1352,7 @@ class _Answers:
         h, w = self.pixels.shape[:2]
         ways = [(d.filt, d.ay.border, d.ax.border, d.kind, d.bg)]
         for _, filt, by, bx in self.grids[:3]:
-            kinds = ["alpha"] if self.has_alpha else ["after"] if filt == "nearest" else [
+            kinds = ["alpha"] if self.has_alpha else ["after"] if _is_nearest(filt) else [
                 "before", "after"]  # fmt: skip
             ways += [(f, by, bx, k, d.bg) for k in kinds
                      for f in [filt, *(f"area{m}" for m in AREA_SOURCES if filt == "area")]]  # fmt: skip
@@ -1365,8 +1439,8 @@ class _Answers:
         snapped = int((np.sqrt(((est - shown) ** 2).sum(-1)) > 0.5).sum())
         bg_name = "transparent" if bg is None else "#{:02x}{:02x}{:02x}".format(*d.bg)
         scale = (round((w - 2 * bx) / 24, 4), round((h - 2 * by) / 24, 4))
-        info = Normalized((w, h), fmt, scale, (float(bx), float(by)), bg_name, snapped, notes,
-                          "area" if f.startswith("area") else f, Fit.of(d, reencode))  # fmt: skip
+        info = Normalized((w, h), fmt, scale, (float(bx), float(by)), bg_name, snapped,
+                          notes + _phase_note(f), _family(f), Fit.of(d, reencode))  # fmt: skip
         return punk, info
 
 
@@ -1377,7 +1451,7 @@ def _drawer(ay: _Axis, ax: _Axis, kind: str, rgba: np.ndarray):
     for one punk on many backgrounds: what does not depend on the background (a resize with
     the transparency) is done once."""
     every = slice(None)
-    if ay.filt == "nearest":
+    if _is_nearest(ay.filt):
 
         def nearest(bg, rows=every, cols=every):
             if kind == "alpha":
@@ -1543,7 +1617,7 @@ def _candidates(d: _Drawing, idx, est, prior, margin: float = 12.0):
     colour across the cell edges, which the fit of whole cells weighs), where the best two are
     within `margin` or the fit chose otherwise. A smoothed one: the fit, and the two colours the
     linear drawing likes next, for every cell near the punk."""
-    if d.filt == "nearest":
+    if _is_nearest(d.filt):
         dist2 = ((est.reshape(576, 1, -1) - d.s[None]) ** 2).sum(-1)
         score = dist2 / 8.0 - (prior if prior is not None else 0.0)  # noise: sigma ~2
         ranked = np.argsort(score, 1)[:, :4]
