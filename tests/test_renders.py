@@ -271,3 +271,38 @@ def test_the_drawing_is_settled_on_more_than_the_closest_answer(model, punks, i)
     p = model.predict_batch([render(punks.images[i], 36, "hamming", "WEBP", quality=80)])[0]
     assert p.error is None, p.error
     assert (p.head, set(p.accessories)) == visible(punks, i)
+
+
+def test_a_browsers_screenshots_are_drawn_back(model, punks, browser):
+    """Headless Chromium shows punks as <img> on the site blue, smoothed (`image-rendering:
+    auto`: Skia's bilinear, 4-bit weights, one rounding — `normalize._skia`) and `pixelated`
+    (nearest cells cut at Chromium's phase), and screenshots each as PNG and JPEG q85: every
+    screenshot is read right and verified, each drawn bit for bit as the browser drew it (with
+    Pillow's filters alone, smoothed screenshots were read but never verified: a third of their
+    pixels were a level or two off)."""
+    import base64
+
+    ids = (275, 2890, 8348)
+    imgs = "".join(
+        f'<img id="p{i}" width="{size}" height="{size}" style="image-rendering:{how}" '
+        f'src="data:image/png;base64,{base64.b64encode(encode(Image.fromarray(punks.images[i]))).decode()}">'
+        for how in ("auto", "pixelated") for size in (36, 100) for i in ids
+    )  # fmt: skip
+    page = browser.new_page(viewport={"width": 400, "height": 800}, device_scale_factor=1)
+    page.set_content(f"<body style='margin:0;background:#638596'>{imgs}</body>")
+    page.wait_for_function("[...document.images].every(i => i.complete)")
+    shots = []
+    for k, (how, size, i) in enumerate((h, s, i) for h in ("auto", "pixelated")
+                                       for s in (36, 100) for i in ids):  # fmt: skip
+        img = page.locator("img").nth(k)
+        for kw in ({"type": "png"}, {"type": "jpeg", "quality": 85}):
+            shots.append((how, size, i, kw["type"], img.screenshot(**kw)))
+    page.close()
+    preds = model.predict_batch([s[-1] for s in shots])
+    for (how, size, i, fmt, _), p in zip(shots, preds):
+        where = (how, size, i, fmt)
+        assert p.error is None, (where, p.error)
+        assert (p.head, set(p.accessories)) == visible(punks, i), where
+        assert p.verified, (where, p.check)
+        assert p.normalized["filter"] == ("skia" if how == "auto" else "nearest"), where
+        assert p.normalized["source_size"] == [size, size], where

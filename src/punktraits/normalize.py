@@ -239,9 +239,18 @@ def _phase_note(filt: str) -> list[str]:
             "pixelated scaling cuts them"]  # fmt: skip
 
 
+def _kinds(filt: str, both=("before", "after")) -> tuple[str, ...]:
+    """How an opaque image may have handled the transparency, drawn with `filt`: a nearest
+    upscale copies pixels (the same either way); Skia's smoothing is a browser's (resized with
+    the transparency, then shown on the page); Pillow's filters, either way (in `both`'s order)."""
+    return ("after",) if _is_nearest(filt) else ("before",) if filt.startswith("skia") else both
+
+
 def _family(filt: str) -> str:
     """The filter's name as reported: "nearest/k" is nearest, "area1024" is area."""
-    return "area" if filt.startswith("area") else "nearest" if _is_nearest(filt) else filt
+    if filt.startswith("area") or filt.startswith("skia"):
+        return filt[:4]
+    return "nearest" if _is_nearest(filt) else filt
 
 
 ONE, HALF = float(1 << 22), float(1 << 21)  # Pillow's fixed point for 8-bit resampling
@@ -285,6 +294,21 @@ def _weights(n: int, filt: str, m: int = 24) -> tuple[np.ndarray, np.ndarray]:
     1024 pixels box-filtered down — one linear resize of the punk: its fixed-point weights,
     summed over each cell's pixels (a nearest render copies values, so nothing is rounded
     between the two)."""
+    if filt.startswith("skia"):  # a browser's smoothing (Chromium: Skia's bilinear, tested
+        # bit for bit on its screenshots): each pixel's centre mapped to 16.16 fixed point, less
+        # half a pixel; the two nearest pixels weighed by the fraction's top 4 bits (x / 16).
+        # "skia/mask": the ties (`_skia_ties`) whose bit is set fall just below their 16th
+        i = np.arange(n)
+        at = ((2 * i + 1) * (m << 16)) // (2 * n) - (1 << 15)
+        if "/" in filt:
+            ties = _skia_ties(n, m)
+            down = (int(filt[5:]) >> np.arange(len(ties))) & 1
+            at[ties] -= down
+        lo, frac = at >> 16, (at >> 12) & 15
+        w = np.zeros((n, m))
+        np.add.at(w, (i, np.clip(lo, 0, m - 1)), 16 - frac)
+        np.add.at(w, (i, np.clip(lo + 1, 0, m - 1)), frac)
+        return w / 16, w
     if filt.startswith("nearest/"):  # cells cut at phase k: cell c from ceil((c n - k) / 24)
         k = int(filt[8:])
         starts = -(-(np.arange(m + 1) * n - k) // m)
@@ -321,6 +345,23 @@ def _weights(n: int, filt: str, m: int = 24) -> tuple[np.ndarray, np.ndarray]:
     return w, np.where(w < 0, np.trunc(s - 0.5), np.trunc(s + 0.5))
 
 
+def _skia_ties(n: int, m: int = 24) -> np.ndarray:
+    """The pixels of a Skia resize of m to n whose centre maps exactly onto a 16th of a source
+    pixel: the browser maps them in floating point with the image's place on the page, which
+    rounds them to that 16th or just below it, and the picture alone does not say which."""
+    twice = (2 * np.arange(n) + 1) * (m << 16)
+    return np.flatnonzero((twice % (2 * n) == 0) & (((twice // (2 * n)) & 0xFFF) == 0))
+
+
+def _axes(h: int, w: int, by: int, bx: int, filt: str, n: int) -> tuple[_Axis, _Axis]:
+    """The two axes of a drawing with `filt` ("skia/ymask/xmask": each axis its own ties)."""
+    fy = fx = filt
+    if filt.startswith("skia/"):
+        _, ym, xm = filt.split("/")
+        fy, fx = f"skia/{ym}", f"skia/{xm}"
+    return _axis(h, by, fy, n), _axis(w, bx, fx, n)
+
+
 def _resample(src: np.ndarray, fy: np.ndarray, fx: np.ndarray) -> np.ndarray:
     """Pillow's 8-bit resize of (24, 24, C) integer pixels with fixed-point weights (ny, 24) and
     (nx, 24): a horizontal pass rounded and clipped to 8 bits, then a vertical one."""
@@ -328,6 +369,16 @@ def _resample(src: np.ndarray, fy: np.ndarray, fx: np.ndarray) -> np.ndarray:
     h = np.clip(np.floor((h + HALF) / ONE), 0, 255).transpose(0, 2, 1)  # (24, nx, C)
     v = np.tensordot(fy, h, 1)  # (ny, nx, C)
     return np.clip(np.floor((v + HALF) / ONE), 0, 255)
+
+
+def _skia(premult: np.ndarray, fy: np.ndarray, fx: np.ndarray, bg: np.ndarray) -> np.ndarray:
+    """Skia's bilinear drawing of premultiplied pixels (24, 24, 4) int with 4-bit weights (ny,
+    24) and (nx, 24) (each row summing to 16), in one pass (the sum over 256 floored), shown on
+    an opaque `bg` as Skia blends (the background times 256 - alpha, over 256, floored):
+    (ny, nx, 3) int64."""
+    v = np.tensordot(fy, np.tensordot(premult.astype(np.float64), fx, ([1], [1])), 1)
+    s = np.floor(v.transpose(0, 2, 1) / 256).astype(np.int64)  # (ny, nx, 4)
+    return s[..., :3] + ((np.asarray(bg, np.int64) * (256 - s[..., 3:])) >> 8)
 
 
 def _muldiv255(a, b):
@@ -472,6 +523,8 @@ class _Drawing:
             table = self.observed if self.kind == "alpha" else self.shown
             return _lookup(table[cells], self.bg, self.ay.cell[rows], self.ax.cell[cols])
         fy, fx = self.fy[rows], self.fx[cols]
+        if self.filt.startswith("skia"):
+            return _skia(self.premult[cells], fy, fx, self.bg).astype(np.float64)
         if self.kind == "after":
             out = _resample(self.shown[cells], fy, fx)
             return np.where(self.inside[rows, cols][..., None], out, self.bg)
@@ -781,13 +834,14 @@ def _grids(rgba: np.ndarray, has_alpha: bool, phased: bool = True
     cells may be cut at another phase than Pillow's (not in a square cut from a page: a few
     pixels of its neighbour would pass for a wider cell)."""
     found = {}
+    drawn_by = [*FILTERS] if has_alpha else [*FILTERS, "skia"]  # (a browser's, on its page)
     profs = [_lines(rgba, has_alpha, axis) for axis in (0, 1)]
     sides = [{(rgba.shape[axis], b) for b in (0, _nearest_border(profs[axis]))} for axis in (0, 1)]
     phases = _phases(sides[0] | sides[1]) if phased else []
     for axis in (0, 1):
         prof = profs[axis]
         borders = {b for _, b in sides[axis]}
-        for filt in FILTERS:
+        for filt in drawn_by:
             found[axis, filt] = min((_line_misfit(prof, b, filt), b) for b in sorted(borders))
         if phases:
             flat = prof.reshape(prof.shape[0], -1)
@@ -801,7 +855,7 @@ def _grids(rgba: np.ndarray, has_alpha: bool, phased: bool = True
     phased = [f for f in {a[1] for a in found} if f.startswith("nearest/")]
     near = min(["nearest", *phased], key=lambda f: found[0, f][0] + found[1, f][0])
     out, drawn = [], []
-    for f in (near if f == "nearest" else f for f in FILTERS):
+    for f in (near if f == "nearest" else f for f in drawn_by):
         (ey, by), (ex, bx) = found[0, f], found[1, f]
         key = (
             by,
@@ -817,6 +871,12 @@ def _grids(rgba: np.ndarray, has_alpha: bool, phased: bool = True
         drawn.append(key)
         out.append((ey + ex, f, by, bx))
     return sorted(out, key=lambda t: t[0])
+
+
+def _likely(grids: list) -> list:
+    """The drawings tried: the three that fit best, and a fourth when Skia's is among them (it
+    is a few levels from Pillow's bilinear: it must not crowd a Pillow filter out)."""
+    return grids[: 4 if any(g[1] == "skia" for g in grids[:3]) else 3]
 
 
 # --- normalize ----------------------------------------------------------------------------------
@@ -1001,11 +1061,11 @@ def _normalize_pixels(rgba, has_alpha, fmt, notes, jpeg, palette, counts, name, 
     # Each likely drawing (filter, border, compositing order) gets a few rounds of descent; the
     # one that fits best is then fitted fully and searched exactly.
     tried = []  # (error, punk, drawing, least-squares estimate)
-    for misfit, filt, by, bx in grids[:3]:
+    for misfit, filt, by, bx in _likely(grids):
         if tried and (min(t[0] for t in tried) == 0 or misfit > 4 * grids[0][0] + 1.0):
             break  # drawn exactly (nothing can fit better), or this filter fits far worse
         clock.check("finding the grid")
-        ay, ax = _axis(h, by, filt, SAMPLES), _axis(w, bx, filt, SAMPLES)
+        ay, ax = _axes(h, w, by, bx, filt, SAMPLES)
         y = rgba[np.asarray(ay.pos)][:, np.asarray(ax.pos)]
         y = _observe(y) if has_alpha else y[..., :3].astype(np.float64)
         est = _project(ay.pinv.T, y, ax.pinv.T)  # least squares (24, 24, C)
@@ -1018,7 +1078,7 @@ def _normalize_pixels(rgba, has_alpha, fmt, notes, jpeg, palette, counts, name, 
             spread = 16.0 if fmt in ("PNG", "BMP") else 32.0 if min(h, w) >= 34 else 64.0
             bg = _background(est, y, ay, ax, name, spread)
             # a browser resizes the punk with its transparency, then shows it on the page
-            kinds = ["before", "after"] if not _is_nearest(filt) else ["after"]
+            kinds = _kinds(filt)
         first = None
         for kind in kinds:
             if tried and min(t[0] for t in tried) == 0:
@@ -1064,9 +1124,9 @@ def _normalize_pixels(rgba, has_alpha, fmt, notes, jpeg, palette, counts, name, 
     lossy = fmt == "JPEG" or (fmt == "WEBP" and e > 0)
     reencode = None
     if lossy and not has_alpha and w * h <= CODEC_PIXELS and not clock.late():
-        ay, ax = _axis(h, d.ay.border, d.filt, h), _axis(w, d.ax.border, d.filt, w)
+        ay, ax = _axis(h, d.ay.border, d.ay.filt, h), _axis(w, d.ax.border, d.ax.filt, w)
         y = rgba[..., :3].astype(np.float64)
-        kinds = ("after",) if _is_nearest(d.filt) else ("after", "before")
+        kinds = _kinds(d.filt, ("after", "before"))
         fulls = [_Drawing(y, ay, ax, palette, k, d.bg, clock) for k in kinds]
         codec = _jpeg(jpeg, frame) if fmt == "JPEG" else _webp(fulls[0], idx)
         if codec is not None:
@@ -1198,7 +1258,7 @@ def _reencoder(pixels: np.ndarray, grids, bg, codecs: list, palette: np.ndarray,
         return float(np.abs(codec(d.image(cells)).astype(np.int16) - pixels).mean())
 
     def drawing(filt, by, bx, kind, colour):
-        ay, ax = _axis(h, by, filt, h), _axis(w, bx, filt, w)
+        ay, ax = _axes(h, w, by, bx, filt, h if h == w else max(h, w))
         return _Drawing(pixels, ay, ax, palette, kind, colour, clock)
 
     def recoloured(d: _Drawing, colour) -> _Drawing:
@@ -1213,10 +1273,10 @@ def _reencoder(pixels: np.ndarray, grids, bg, codecs: list, palette: np.ndarray,
 
     def settle(cells: np.ndarray) -> tuple[_Drawing, Callable]:
         clock.start = time.thread_time()
-        filters = [(f, by, bx) for _, filt, by, bx in grids[:3]
+        filters = [(f, by, bx) for _, filt, by, bx in _likely(grids)
                    for f in [filt, *(f"area{m}" for m in AREA_SOURCES if filt == "area")]]  # fmt: skip
         tries = [(filt, by, bx, kind) for filt, by, bx in filters
-                 for kind in (("after",) if _is_nearest(filt) else ("after", "before"))]  # fmt: skip
+                 for kind in _kinds(filt, ("after", "before"))]  # fmt: skip
         drawn = [drawing(*t, _fitted_background(pixels, t, palette[cells])) for t in tries]
         best, k, c = min(
             (error(d, codec, cells), k, c)
@@ -1351,9 +1411,8 @@ class _Answers:
         self.seen.add(idx.tobytes())
         h, w = self.pixels.shape[:2]
         ways = [(d.filt, d.ay.border, d.ax.border, d.kind, d.bg)]
-        for _, filt, by, bx in self.grids[:3]:
-            kinds = ["alpha"] if self.has_alpha else ["after"] if _is_nearest(filt) else [
-                "before", "after"]  # fmt: skip
+        for _, filt, by, bx in _likely(self.grids):
+            kinds = ["alpha"] if self.has_alpha else _kinds(filt)
             ways += [(f, by, bx, k, d.bg) for k in kinds
                      for f in [filt, *(f"area{m}" for m in AREA_SOURCES if filt == "area")]]  # fmt: skip
         ways = list({w[:4]: w for w in ways}.values())
@@ -1372,7 +1431,9 @@ class _Answers:
             for f, by, bx, kind, seen_bg in ways:
                 if self.clock.late():
                     return None
-                draw = _drawer(_axis(h, by, f, h), _axis(w, bx, f, w), kind, rgba)
+                if f == "skia":
+                    f = _skia_choice(self.pixels, by, bx, rgba, seen_bg)
+                draw = _drawer(*_axes(h, w, by, bx, f, max(h, w)), kind, rgba)
                 for bg in self._backgrounds((f, by, bx, kind, seen_bg), rgba, draw):
                     img = draw(bg)
                     if self.codec is not None:
@@ -1424,11 +1485,11 @@ class _Answers:
                 fmt: str, name: str) -> tuple[np.ndarray, Normalized]:  # fmt: skip
         """The answer `found` (`check`) as the normaliser's reading of the image."""
         cells, f, by, bx, kind, bg = found
-        ay, ax = _axis(h, by, f, SAMPLES), _axis(w, bx, f, SAMPLES)  # (the same samples as d's)
+        ay, ax = _axes(h, w, by, bx, f, SAMPLES)  # (the same samples as d's)
         d = _Drawing(d.y, ay, ax, self.palette, kind, bg, self.clock)  # what Fit weighs
         reencode = None
         if self.codec is not None and w * h <= REENCODE_PIXELS:  # (what `verify.prove` asks)
-            full = _Drawing(self.pixels, _axis(h, by, f, h), _axis(w, bx, f, w), self.palette,
+            full = _Drawing(self.pixels, *_axes(h, w, by, bx, f, max(h, w)), self.palette,
                             kind, d.bg, self.clock)  # fmt: skip
             reencode = _reencoder(self.pixels, self.grids, d.bg, [self.codec], self.palette,
                                   name, cells, given=(full, self.codec), blockwise=True)  # fmt: skip
@@ -1462,6 +1523,13 @@ def _drawer(ay: _Axis, ax: _Axis, kind: str, rgba: np.ndarray):
 
         return nearest
     fy, fx = ay.weights[1], ax.weights[1]
+    if ay.filt.startswith("skia"):
+        premult = _premultiply(rgba)
+
+        def skia(bg, rows=every, cols=every):
+            return _skia(premult, fy[rows], fx[cols], np.asarray(bg)).astype(np.uint8)
+
+        return skia
     if kind != "after":  # resized with its transparency (premultiplied), then shown on bg
         pm = _resample(_premultiply(rgba).astype(np.float64), fy, fx).astype(np.int64)
         resized = _unpremultiply(pm)
@@ -1481,6 +1549,32 @@ def _drawer(ay: _Axis, ax: _Axis, kind: str, rgba: np.ndarray):
     return after
 
 
+def _skia_choice(pixels: np.ndarray, by: int, bx: int, rgba: np.ndarray, bg) -> str:
+    """The filter "skia/ymask/xmask": which ties (`_skia_ties`) of each axis fall below their 16th in the
+    image `pixels` (h, w, 3), judged by drawing `rgba` (24, 24, 4) on `bg` each way and keeping,
+    for each tied column (row), the way closer to the image over the rows (columns) that are
+    not tied."""
+    h, w = pixels.shape[:2]
+    ty, tx = _skia_ties(h - 2 * by), _skia_ties(w - 2 * bx)
+    if not len(ty) and not len(tx):
+        return "skia"
+    full = max(h, w)
+    ym, xm = (1 << len(ty)) - 1, (1 << len(tx)) - 1
+    px = pixels.astype(np.int64)
+    draws = {}
+    for a in (0, ym):
+        for b in (0, xm):
+            draw = _drawer(*_axes(h, w, by, bx, f"skia/{a}/{b}", full), "before", rgba)
+            draws[a, b] = draw(bg).astype(np.int64)
+    rows = np.setdiff1d(np.arange(h), ty + by)  # untied rows and columns
+    cols = np.setdiff1d(np.arange(w), tx + bx)
+    ex = [np.abs(draws[0, b][rows] - px[rows]).sum((0, 2))[tx + bx] for b in (0, xm)]
+    ey = [np.abs(draws[a, 0][:, cols] - px[:, cols]).sum((1, 2))[ty + by] for a in (0, ym)]
+    xbits = int(((ex[1] < ex[0]).astype(np.int64) << np.arange(len(tx))).sum())
+    ybits = int(((ey[1] < ey[0]).astype(np.int64) << np.arange(len(ty))).sum())
+    return f"skia/{ybits}/{xbits}"
+
+
 def _fitted_background(pixels: np.ndarray, how, punk: np.ndarray) -> np.ndarray:
     """The background (int RGB) that best explains `pixels` (h, w, 3) as `punk` (576, 4) drawn
     `how` (filter, borders, kind) on it, by least squares: the image is linear in it (the punk
@@ -1488,7 +1582,7 @@ def _fitted_background(pixels: np.ndarray, how, punk: np.ndarray) -> np.ndarray:
     background pixels average the noise out that shifts the corners' estimate."""
     filt, by, bx, _ = how
     h, w = pixels.shape[:2]
-    ay, ax = _axis(h, by, filt, h), _axis(w, bx, filt, w)
+    ay, ax = _axes(h, w, by, bx, filt, max(h, w))
     p = punk.reshape(24, 24, 4).astype(np.float64)
     a = p[..., 3:] / 255.0
     drawn = _expand(ay.weights[0], p[..., :3] * a, ax.weights[0])  # (h, w, 3)
