@@ -267,6 +267,17 @@ def test_nearest_cells_cut_at_any_phase_are_read_exactly(punks, palette, size, p
         assert ("pixelated" in " ".join(info.notes)) == (not pillow), (i, size, phase)
 
 
+@pytest.mark.parametrize("size", [36, 37, 50, 100, 310])
+def test_pillows_own_nearest_cells_come_first(punks, palette, size):
+    """Pillow's nearest upscale at a fractional scale does not cut at one phase (its ties fall
+    both ways), and a run of one colour can be cut more ways than one: its own cuts are tried
+    first. (Tried only by phase, 27 of 30 punks at 36 px were read wrong and refused.)"""
+    for i in range(0, 10000, 1111):
+        out, info = read(encode(render(punks.images[i], size)), palette)
+        assert (out == punks.images[i]).all(), (i, size)
+        assert info.filter == "nearest" and not any("pixelated" in n for n in info.notes), i
+
+
 def test_uneven_cells_are_only_taken_from_a_nearest_upscale(punks):
     punk = punks.images[8348]
     smooth = np.asarray(render(punk, 100, resample=Image.BILINEAR).convert("RGBA"))

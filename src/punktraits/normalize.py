@@ -302,8 +302,8 @@ def _weights(n: int, filt: str, m: int = 24) -> tuple[np.ndarray, np.ndarray]:
         at = ((2 * i + 1) * (m << 16)) // (2 * n) - (1 << 15)
         if "/" in filt:
             ties = _skia_ties(n, m)
-            down = (int(filt[5:]) >> np.arange(len(ties))) & 1
-            at[ties] -= down
+            mask = int(filt[5:])
+            at[ties] -= np.array([(mask >> j) & 1 for j in range(len(ties))], np.int64)
         lo, frac = at >> 16, (at >> 12) & 15
         w = np.zeros((n, m))
         np.add.at(w, (i, np.clip(lo, 0, m - 1)), 16 - frac)
@@ -1182,7 +1182,9 @@ def _uneven_cells(rgba: np.ndarray) -> np.ndarray | None:
         if np.count_nonzero(change) > 23:
             return None  # more changes than cuts: a change inside a cell, whatever the cuts
         total = change.sum()
-        edges = _phase_cuts(n, change, total)
+        edges = _pillow_cuts(n)  # first Pillow's own (its ties fall both ways: no one phase)
+        if change[edges].sum() < total:
+            edges = _phase_cuts(n, change, total)
         if edges is None:
             edges = _cuts(n, change, total)
         if edges is None:
@@ -1192,18 +1194,25 @@ def _uneven_cells(rgba: np.ndarray) -> np.ndarray | None:
     return np.ascontiguousarray(rgba[ys][:, xs])
 
 
+@lru_cache(maxsize=64)
+def _pillow_cuts(n: int) -> np.ndarray:
+    """Where Pillow's nearest upscale of 24 pixels to n starts each (and ends the last)."""
+    w = _weights(n, "nearest")[0]
+    return np.append(w.argmax(0), n)
+
+
 def _phase_cuts(n: int, change: np.ndarray, total: float) -> np.ndarray | None:
-    """The cuts of one phase (a uniform nearest scaling) with every change on a cut, or None."""
+    """The cuts of one phase (a uniform nearest scaling) with every change on a cut, or None.
+    Where several fit (a run of one colour can be cut more ways than one), Chromium's phase
+    (11) first, then the one nearest i * n / 24."""
     # i * n / 24 is a multiple of 1/24: these 24 phases give every distinct set of cuts
     at = np.arange(25) * n
     found = []
     for k in range(24):
         edges = -(-(at - k) // 24)  # ceil(i * n / 24 - (k + 0.5) / 24), in integers
         if (np.diff(edges) > 0).all() and change[edges].sum() >= total:
-            found.append(edges)
-    if not found:
-        return None
-    return min(found, key=lambda e: float(np.abs(e - at / 24).sum()))
+            found.append((k != 11, float(np.abs(edges - at / 24).sum()), k, edges))
+    return min(found, key=lambda t: t[:3])[3] if found else None
 
 
 def _cuts(n: int, change: np.ndarray, total: float) -> np.ndarray | None:
@@ -1570,8 +1579,8 @@ def _skia_choice(pixels: np.ndarray, by: int, bx: int, rgba: np.ndarray, bg) -> 
     cols = np.setdiff1d(np.arange(w), tx + bx)
     ex = [np.abs(draws[0, b][rows] - px[rows]).sum((0, 2))[tx + bx] for b in (0, xm)]
     ey = [np.abs(draws[a, 0][:, cols] - px[:, cols]).sum((1, 2))[ty + by] for a in (0, ym)]
-    xbits = int(((ex[1] < ex[0]).astype(np.int64) << np.arange(len(tx))).sum())
-    ybits = int(((ey[1] < ey[0]).astype(np.int64) << np.arange(len(ty))).sum())
+    xbits = sum(1 << j for j, down in enumerate(ex[1] < ex[0]) if down)
+    ybits = sum(1 << j for j, down in enumerate(ey[1] < ey[0]) if down)
     return f"skia/{ybits}/{xbits}"
 
 
