@@ -851,11 +851,12 @@ def _grids(rgba: np.ndarray, has_alpha: bool, phased: bool = True
                 found[axis, f"nearest/{k}"] = min(
                     (_cut_misfit(sums, total, b, k), b) for b in sorted(borders))  # fmt: skip
     # nearest cells cut at another phase than Pillow's (a browser's pixelated scaling): the
-    # phase that fits best stands for nearest, when it fits better
+    # phase that fits best, when it fits better than Pillow's nearest, and last (a Pillow
+    # filter that draws the same — box, upscaling by 1.5 — is that filter)
     phased = [f for f in {a[1] for a in found} if f.startswith("nearest/")]
     near = min(["nearest", *phased], key=lambda f: found[0, f][0] + found[1, f][0])
     out, drawn = [], []
-    for f in (near if f == "nearest" else f for f in drawn_by):
+    for f in [*drawn_by, near] if near != "nearest" else drawn_by:
         (ey, by), (ex, bx) = found[0, f], found[1, f]
         key = (
             by,
