@@ -1268,7 +1268,7 @@ def _reencoder(pixels: np.ndarray, grids, bg, codecs: list, palette: np.ndarray,
         return float(np.abs(codec(d.image(cells)).astype(np.int16) - pixels).mean())
 
     def drawing(filt, by, bx, kind, colour):
-        ay, ax = _axes(h, w, by, bx, filt, h if h == w else max(h, w))
+        ay, ax = _axes(h, w, by, bx, filt, max(h, w))
         return _Drawing(pixels, ay, ax, palette, kind, colour, clock)
 
     def recoloured(d: _Drawing, colour) -> _Drawing:
