@@ -152,7 +152,7 @@ def traits(args) -> None:
         ]
         print(
             f"| {filt} | {size} (x{size / 24:.3g}) | {fmt} | {bg} | "
-            f"{right / len(ids):.1%} | {verified / len(ids):.0%} | {len(refused)} | "
+            f"{right / len(ids):.1%} | {verified / len(ids):.1%} | {len(refused)} | "
             f"{seconds / len(ids) * 1000:.0f} |",
             flush=True,
         )
