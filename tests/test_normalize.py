@@ -287,3 +287,20 @@ def test_uneven_cells_are_only_taken_from_a_nearest_upscale(punks):
     sharp = sharp.copy()
     sharp[50, 50] = (255, 0, 255, 255)  # one pixel inside a cell differs: not one colour a cell
     assert N._uneven_cells(sharp) is None
+
+
+def test_many_backgrounds_drawn_at_once_are_each_drawn(punks):
+    """`_drawer(...).many` draws a punk on many backgrounds in one resize (the JPEG background
+    candidates, `_Answers._backgrounds`): the same pixels as drawing on each alone."""
+    from punktraits.normalize import _axes, _drawer, _kinds
+
+    bgs = np.random.default_rng(0).integers(0, 256, (5, 3)).astype(np.int64)
+    for filt in ("bilinear", "lanczos", "skia", "area1024"):
+        for kind in _kinds(filt):
+            for size in (36, 100):
+                draw = _drawer(*_axes(size, size, 0, 0, filt, size), kind,
+                               punks.images[8348].astype(np.int64))  # fmt: skip
+                rows, cols = slice(16, 48), slice(0, 32)
+                one = np.stack([draw(b, rows, cols) for b in bgs])
+                assert (draw.many(bgs, rows, cols) == one).all(), (filt, kind, size)
+                assert len({one[j].tobytes() for j in range(5)}) == 5  # the backgrounds show

@@ -1470,9 +1470,10 @@ class _Answers:
         cands = list({tuple(b.tolist()): b for b in self.flat + near}.values())
         cands.sort(key=lambda b: float(np.abs(b - fitted).sum()))
         places = self._places(by, bx, rgba[..., 3] > 0)
-        s = self.side
-        parts = [(draw(b, slice(y, y + s), slice(x, x + s)), (y, x))
-                 for b in cands for y, x in places]  # fmt: skip
+        s, bgs = self.side, np.stack(cands)
+        many = getattr(draw, "many", lambda bgs, r, c: np.stack([draw(b, r, c) for b in bgs]))
+        tiles = {(y, x): many(bgs, slice(y, y + s), slice(x, x + s)) for y, x in places}
+        parts = [(tiles[y, x][j], (y, x)) for j in range(len(cands)) for y, x in places]
         errs = _block_errors(self.codec, self.target, parts).reshape(len(cands), len(places))
         yield from [b for b, e in zip(cands, errs.sum(1)) if e == 0][:4]
 
@@ -1539,6 +1540,7 @@ def _drawer(ay: _Axis, ax: _Axis, kind: str, rgba: np.ndarray):
         def skia(bg, rows=every, cols=every):
             return _skia(premult, fy[rows], fx[cols], np.asarray(bg)).astype(np.uint8)
 
+        skia.many = lambda bgs, rows=every, cols=every: skia(bgs[:, None, None], rows, cols)
         return skia
     if kind != "after":  # resized with its transparency (premultiplied), then shown on bg
         pm = _resample(_premultiply(rgba).astype(np.float64), fy, fx).astype(np.int64)
@@ -1549,6 +1551,7 @@ def _drawer(ay: _Axis, ax: _Axis, kind: str, rgba: np.ndarray):
                 return resized[rows, cols].astype(np.uint8)
             return _composite(np.asarray(bg), resized[rows, cols]).astype(np.uint8)
 
+        before.many = lambda bgs, rows=every, cols=every: before(bgs[:, None, None], rows, cols)
         return before
     inside = (ay.inside[:, None] & ax.inside[None, :])[..., None]
 
@@ -1556,6 +1559,14 @@ def _drawer(ay: _Axis, ax: _Axis, kind: str, rgba: np.ndarray):
         out = _resample(_composite(np.asarray(bg), rgba).astype(np.float64), fy[rows], fx[cols])
         return np.where(inside[rows, cols], out, np.asarray(bg)).astype(np.uint8)
 
+    def many(bgs, rows=every, cols=every):  # (B, 3) backgrounds: B drawings, one resize
+        b = len(bgs)
+        shown = _composite(bgs[:, None, None], rgba).transpose(1, 2, 0, 3).reshape(24, 24, -1)
+        out = _resample(shown.astype(np.float64), fy[rows], fx[cols])
+        out = out.reshape(*out.shape[:2], b, 3).transpose(2, 0, 1, 3)
+        return np.where(inside[rows, cols], out, bgs[:, None, None]).astype(np.uint8)
+
+    after.many = many
     return after
 
 
