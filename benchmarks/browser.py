@@ -43,7 +43,7 @@ def page(punks: list[np.ndarray], size: int, rendering: str) -> str:
     return f"<!doctype html><html><head><style>{style}</style></head><body>{''.join(imgs)}</body></html>"
 
 
-def shots(punks, sizes, jpeg: int):
+def shots(punks, sizes, jpeg: int, dsf: float = 1.0):
     """{(rendering, size, format): [bytes per punk]} from one headless Chromium."""
     from playwright.sync_api import sync_playwright
 
@@ -51,7 +51,7 @@ def shots(punks, sizes, jpeg: int):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS)
         view = browser.new_page(viewport={"width": max(sizes) + 64, "height": 800},
-                                device_scale_factor=1)  # fmt: skip
+                                device_scale_factor=dsf)  # fmt: skip
         for rendering in ("auto", "pixelated"):
             for size in sizes:
                 view.set_content(page(punks, size, rendering))
@@ -72,6 +72,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--sizes", default="36,100,310")
     ap.add_argument("--jpeg", type=int, default=85, help="JPEG quality of the screenshots")
+    ap.add_argument(
+        "--dsf",
+        type=float,
+        default=1.0,
+        help="device scale factor (2: a high-density screen's screenshot)",
+    )
     ap.add_argument("--save", default=None, help="also write the screenshots to this folder")
     args = ap.parse_args()
 
@@ -89,8 +95,9 @@ def main() -> None:
             for i in ids]  # fmt: skip
     start = time.perf_counter()
     files = shots([punks.images[i] for i in ids], [int(s) for s in args.sizes.split(",")],
-                  args.jpeg)  # fmt: skip
-    print(f"{args.n} random punks (seed {args.seed}), screenshotted by Chromium in "
+                  args.jpeg, args.dsf)  # fmt: skip
+    print(f"{args.n} random punks (seed {args.seed}), device scale {args.dsf:g}, "
+          "screenshotted by Chromium in "
           f"{time.perf_counter() - start:.0f} s; right = head and visible accessories\n")  # fmt: skip
     print("| image-rendering | CSS size | screenshot | right | verified | refused | filter named "
           "| ms/image |\n|---|---|---|--:|--:|--:|---|--:|")  # fmt: skip

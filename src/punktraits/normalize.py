@@ -1571,10 +1571,11 @@ def _drawer(ay: _Axis, ax: _Axis, kind: str, rgba: np.ndarray):
 
 
 def _skia_choice(pixels: np.ndarray, by: int, bx: int, rgba: np.ndarray, bg) -> str:
-    """The filter "skia/ymask/xmask": which ties (`_skia_ties`) of each axis fall below their 16th in the
-    image `pixels` (h, w, 3), judged by drawing `rgba` (24, 24, 4) on `bg` each way and keeping,
-    for each tied column (row), the way closer to the image over the rows (columns) that are
-    not tied."""
+    """The filter "skia/ymask/xmask": which ties (`_skia_ties`) of each axis fall below their
+    16th in the image `pixels` (h, w, 3), judged by drawing `rgba` (24, 24, 4) on `bg` each way:
+    a tied column (row) falls below only where the image, over the untied rows (columns), is
+    closer to that way by more than half of what tells the two apart (most fall on their 16th:
+    in a JPEG, noise alone must not move them)."""
     h, w = pixels.shape[:2]
     ty, tx = _skia_ties(h - 2 * by), _skia_ties(w - 2 * bx)
     if not len(ty) and not len(tx):
@@ -1591,8 +1592,10 @@ def _skia_choice(pixels: np.ndarray, by: int, bx: int, rgba: np.ndarray, bg) -> 
     cols = np.setdiff1d(np.arange(w), tx + bx)
     ex = [np.abs(draws[0, b][rows] - px[rows]).sum((0, 2))[tx + bx] for b in (0, xm)]
     ey = [np.abs(draws[a, 0][:, cols] - px[:, cols]).sum((1, 2))[ty + by] for a in (0, ym)]
-    xbits = sum(1 << j for j, down in enumerate(ex[1] < ex[0]) if down)
-    ybits = sum(1 << j for j, down in enumerate(ey[1] < ey[0]) if down)
+    dx = np.abs(draws[0, xm][rows] - draws[0, 0][rows]).sum((0, 2))[tx + bx]
+    dy = np.abs(draws[ym, 0][:, cols] - draws[0, 0][:, cols]).sum((1, 2))[ty + by]
+    xbits = sum(1 << j for j, down in enumerate(ex[0] - ex[1] > dx / 2) if down)
+    ybits = sum(1 << j for j, down in enumerate(ey[0] - ey[1] > dy / 2) if down)
     return f"skia/{ybits}/{xbits}"
 
 
