@@ -1438,11 +1438,11 @@ class _Answers:
             self.seen.add(("answer", cells.tobytes()))
             self.calls += 1
             rgba = self.palette[cells].reshape(24, 24, 4).astype(np.int64)
-            for f, by, bx, kind, seen_bg in ways:
+            tied = [[(f, *w[1:]) for f in _skia_choices(self.pixels, w[1], w[2], rgba, w[4])]
+                    if w[0] == "skia" else [w] for w in ways]  # fmt: skip
+            for f, by, bx, kind, seen_bg in [w for each in tied for w in each]:
                 if self.clock.late():
                     return None
-                if f == "skia":
-                    f = _skia_choice(self.pixels, by, bx, rgba, seen_bg)
                 draw = _drawer(*_axes(h, w, by, bx, f, max(h, w)), kind, rgba)
                 for bg in self._backgrounds((f, by, bx, kind, seen_bg), rgba, draw):
                     img = draw(bg)
@@ -1570,16 +1570,17 @@ def _drawer(ay: _Axis, ax: _Axis, kind: str, rgba: np.ndarray):
     return after
 
 
-def _skia_choice(pixels: np.ndarray, by: int, bx: int, rgba: np.ndarray, bg) -> str:
-    """The filter "skia/ymask/xmask": which ties (`_skia_ties`) of each axis fall below their
-    16th in the image `pixels` (h, w, 3), judged by drawing `rgba` (24, 24, 4) on `bg` each way:
-    a tied column (row) falls below only where the image, over the untied rows (columns), is
-    closer to that way by more than half of what tells the two apart (most fall on their 16th:
-    in a JPEG, noise alone must not move them)."""
+def _skia_choices(pixels: np.ndarray, by: int, bx: int, rgba: np.ndarray, bg) -> list[str]:
+    """The filters "skia/ymask/xmask" likeliest for the image `pixels` (h, w, 3): which ties
+    (`_skia_ties`) of each axis fall below their 16th, judged by drawing `rgba` (24, 24, 4) on
+    `bg` each way and comparing, for each tied column (row), the image over the untied rows
+    (columns) with both ways. First a tie falls below only where the image is closer to that way
+    by more than half of what tells the two apart (most fall on their 16th: in a JPEG, noise
+    alone must not move them), then wherever it is closer, then none falls."""
     h, w = pixels.shape[:2]
     ty, tx = _skia_ties(h - 2 * by), _skia_ties(w - 2 * bx)
     if not len(ty) and not len(tx):
-        return "skia"
+        return ["skia"]
     full = max(h, w)
     ym, xm = (1 << len(ty)) - 1, (1 << len(tx)) - 1
     px = pixels.astype(np.int64)
@@ -1594,9 +1595,12 @@ def _skia_choice(pixels: np.ndarray, by: int, bx: int, rgba: np.ndarray, bg) -> 
     ey = [np.abs(draws[a, 0][:, cols] - px[:, cols]).sum((1, 2))[ty + by] for a in (0, ym)]
     dx = np.abs(draws[0, xm][rows] - draws[0, 0][rows]).sum((0, 2))[tx + bx]
     dy = np.abs(draws[ym, 0][:, cols] - draws[0, 0][:, cols]).sum((1, 2))[ty + by]
-    xbits = sum(1 << j for j, down in enumerate(ex[0] - ex[1] > dx / 2) if down)
-    ybits = sum(1 << j for j, down in enumerate(ey[0] - ey[1] > dy / 2) if down)
-    return f"skia/{ybits}/{xbits}"
+    out = []
+    for margin in (0.5, 0.0):
+        xbits = sum(1 << j for j, down in enumerate(ex[0] - ex[1] > margin * dx) if down)
+        ybits = sum(1 << j for j, down in enumerate(ey[0] - ey[1] > margin * dy) if down)
+        out.append(f"skia/{ybits}/{xbits}")
+    return list(dict.fromkeys([*out, "skia/0/0"]))
 
 
 def _fitted_background(pixels: np.ndarray, how, punk: np.ndarray) -> np.ndarray:
