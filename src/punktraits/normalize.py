@@ -1438,19 +1438,58 @@ class _Answers:
             self.seen.add(("answer", cells.tobytes()))
             self.calls += 1
             rgba = self.palette[cells].reshape(24, 24, 4).astype(np.int64)
-            tied = [[(f, *w[1:]) for f in _skia_choices(self.pixels, w[1], w[2], rgba, w[4])]
-                    if w[0] == "skia" else [w] for w in ways]  # fmt: skip
-            for f, by, bx, kind, seen_bg in [w for each in tied for w in each]:
-                if self.clock.late():
-                    return None
-                draw = _drawer(*_axes(h, w, by, bx, f, max(h, w)), kind, rgba)
-                for bg in self._backgrounds((f, by, bx, kind, seen_bg), rgba, draw):
-                    img = draw(bg)
-                    if self.codec is not None:
-                        img = self.codec(img)
-                    if np.array_equal(img, self.pixels):
-                        return cells, f, by, bx, kind, bg
+            for way in ways:
+                names = [way[0]]
+                if way[0] == "skia":
+                    names = _skia_choices(self.pixels, *way[1:3], rgba, way[4])
+                    if self.codec is not None:  # (a JPEG hides the ties: then searched)
+                        names.append(None)
+                for f in names:
+                    if self.clock.late():
+                        return None
+                    f = f or self._tie_search(names[0], way, rgba)
+                    found = self._given_back(f, *way[1:], rgba)
+                    if found is not None:
+                        return (cells, *found)
         return None
+
+    def _given_back(self, f: str, by: int, bx: int, kind: str, seen_bg, rgba: np.ndarray):
+        """(filter, border y, border x, kind, background) when `rgba` drawn so, on one of the
+        likely backgrounds (and re-encoded, a JPEG), gives every pixel of the image back."""
+        h, w = self.pixels.shape[:2]
+        draw = _drawer(*_axes(h, w, by, bx, f, max(h, w)), kind, rgba)
+        for bg in self._backgrounds((f, by, bx, kind, seen_bg), rgba, draw):
+            img = draw(bg)
+            if self.codec is not None:
+                img = self.codec(img)
+            if np.array_equal(img, self.pixels):
+                return f, by, bx, kind, bg
+        return None
+
+    def _tie_search(self, name: str, way: tuple, rgba: np.ndarray) -> str:
+        """A Skia render's ties in a JPEG, one at a time: each tied column, then row, falls the
+        other way where the drawing, re-encoded, then comes closer to the file (the background
+        as seen: close enough to tell)."""
+        h, w = self.pixels.shape[:2]
+        _, by, bx, kind, bg = way
+        ties = [len(_skia_ties(h - 2 * by)), len(_skia_ties(w - 2 * bx))]
+        masks = [int(m) for m in name.split("/")[1:]] if "/" in name else [0, 0]
+
+        def error(ym: int, xm: int) -> float:
+            draw = _drawer(*_axes(h, w, by, bx, f"skia/{ym}/{xm}", max(h, w)), kind, rgba)
+            return float(np.abs(self.codec(draw(bg)).astype(np.int16) - self.target).sum())
+
+        best = error(*masks)
+        for axis in (1, 0):
+            for j in range(ties[axis]):
+                if self.clock.late():
+                    break
+                trial = list(masks)
+                trial[axis] ^= 1 << j
+                e = error(*trial)
+                if e < best:
+                    best, masks = e, trial
+        return f"skia/{masks[0]}/{masks[1]}"
 
     def _backgrounds(self, way: tuple, rgba: np.ndarray, draw):
         """The backgrounds to draw the answer on, likeliest first."""
