@@ -309,10 +309,8 @@ def _weights(n: int, filt: str, m: int = 24) -> tuple[np.ndarray, np.ndarray]:
         np.add.at(w, (i, np.clip(lo, 0, m - 1)), 16 - frac)
         np.add.at(w, (i, np.clip(lo + 1, 0, m - 1)), frac)
         return w / 16, w
-    if filt.startswith("nearest/"):  # cells cut at phase k: cell c from ceil((c n - k) / 24)
-        k = int(filt[8:])
-        starts = -(-(np.arange(m + 1) * n - k) // m)
-        starts[0], starts[-1] = 0, n
+    if filt.startswith("nearest/"):  # cells cut at phase k (`_phase_edges`)
+        starts = _phase_edges(n, int(filt[8:]), m)
         x = np.arange(n)[:, None]
         w = ((x >= starts[None, :-1]) & (x < starts[None, 1:])).astype(np.float64)
         return w, w * ONE
@@ -343,6 +341,12 @@ def _weights(n: int, filt: str, m: int = 24) -> tuple[np.ndarray, np.ndarray]:
     w = np.divide(k, total, out=k.copy(), where=total != 0.0)
     s = w * ONE
     return w, np.where(w < 0, np.trunc(s - 0.5), np.trunc(s + 0.5))
+
+
+def _phase_edges(n: int, k: int, m: int = 24) -> np.ndarray:
+    """Where each of m nearest cells scaled to n pixels starts, cut at phase k (0 <= k < m):
+    cell c at ceil((c n - k) / m), and the last ends at n."""
+    return -(-(np.arange(m + 1) * n - k) // m)
 
 
 def _skia_ties(n: int, m: int = 24) -> np.ndarray:
@@ -803,9 +807,8 @@ def _phases(sides: set) -> list[int]:
     """The phases k of nearest cells ("nearest/k", `_weights`) that cut axes of these (side,
     border)s differently from each other: one k for each distinct set of cuts."""
     seen, out = set(), []
-    at = np.arange(25)
     for k in range(24):
-        key = tuple(tuple(-(-(at * (side - 2 * b) - k) // 24)) for side, b in sorted(sides))
+        key = tuple(tuple(_phase_edges(side - 2 * b, k)) for side, b in sorted(sides))
         if key not in seen:
             seen.add(key)
             out.append(k)
@@ -818,8 +821,7 @@ def _cut_misfit(sums: np.ndarray, total: float, border: int, k: int) -> float:
     hundred operations, where the projection costs the lines times the side)."""
     side = sums.shape[0] - 1
     n = side - 2 * border
-    edges = border + np.maximum(-(-(np.arange(25) * n - k) // 24), 0)
-    edges[-1] = side - border
+    edges = border + _phase_edges(n, k)
     seg = sums[edges[1:]] - sums[edges[:-1]]  # (24, L*3)
     kept = float(((seg * seg).sum(1) / np.diff(edges)).sum())
     if border:  # the border, both ends, is one colour
@@ -1210,7 +1212,7 @@ def _phase_cuts(n: int, change: np.ndarray, total: float) -> np.ndarray | None:
     at = np.arange(25) * n
     found = []
     for k in range(24):
-        edges = -(-(at - k) // 24)  # ceil(i * n / 24 - (k + 0.5) / 24), in integers
+        edges = _phase_edges(n, k)
         if (np.diff(edges) > 0).all() and change[edges].sum() >= total:
             found.append((k != 11, float(np.abs(edges - at / 24).sum()), k, edges))
     return min(found, key=lambda t: t[:3])[3] if found else None
@@ -1442,12 +1444,15 @@ class _Answers:
                 names = [way[0]]
                 if way[0] == "skia":
                     names = _skia_choices(self.pixels, *way[1:3], rgba, way[4])
-                    if self.codec is not None:  # (a JPEG hides the ties: then searched)
-                        names.append(None)
+                    if self.codec is not None and names != ["skia"]:  # (a JPEG hides the
+                        names.append(None)  # ties: then searched, when it has any)
                 for f in names:
                     if self.clock.late():
                         return None
-                    f = f or self._tie_search(names[0], way, rgba)
+                    if f is None:
+                        f = self._tie_search(names[0], way, rgba)
+                        if f in names:
+                            continue  # (drawn already)
                     found = self._given_back(f, *way[1:], rgba)
                     if found is not None:
                         return (cells, *found)
