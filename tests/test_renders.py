@@ -231,6 +231,27 @@ def test_drawings_told_in_one_encoding_are_those_that_give_the_file_back(model, 
     assert (whole[1:] == 0).sum() == others
 
 
+@pytest.mark.parametrize("i, size, q", [(8348, 96, 70), (0, 192, 85)])
+def test_a_whole_number_jpegs_ties_told_in_one_encoding_are_those_that_give_it_back(model, punks, i,
+                                                                                  size, q):  # fmt: skip
+    """The same for a whole-number nearest JPEG (`locate.exact_jpeg`'s fit): among 40 edits of
+    one cell a level or two (some vanish in the encoder) or painted black, those told in one
+    encoding are those whose whole drawing, re-encoded, gives the file back."""
+    fit = model.to_punk(render(punks.images[i], size, "nearest", quality=q))[1].fit
+    truth, rng, cands = punks.images[i], np.random.default_rng(0), []
+    for _ in range(40):
+        c = truth.astype(np.int64)
+        y, x = rng.integers(0, 24, 2)
+        if c[y, x, 3] == 0:
+            c[y, x] = (0, 0, 0, 255)
+        c[y, x, :3] = np.clip(c[y, x, :3] + rng.integers(-2, 3, 3), 0, 255)
+        cands.append(c.astype(np.uint8))
+    whole = fit.reencode(np.array(cands))
+    told = fit.reencode(np.array(cands), exact=True, like=truth)
+    assert ((told == 0) == (whole == 0)).all()
+    assert 0 < (whole == 0).sum() < 40  # both kinds are among them
+
+
 def test_a_lossy_reading_drawn_pixel_for_pixel_must_also_give_the_file_back(model, punks,
                                                                               monkeypatch):  # fmt: skip
     """#6307 at 100 px q85: the reading has 2 pixels wrong where Buck Teeth's sprite is unknown,

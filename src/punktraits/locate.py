@@ -30,7 +30,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .normalize import Fit, Normalized, _block_errors, _composite, _flat_colours, _jpeg, _tile_side
+from .normalize import (
+    Fit,
+    Normalized,
+    _block_errors,
+    _composite,
+    _flat_colours,
+    _given_back,
+    _jpeg,
+    _tile_side,
+)
 
 MIN_SIDE = 24  # a punk's square has at least one pixel per punk pixel
 LOSSLESS = ("PNG", "BMP", "GIF")
@@ -513,14 +522,24 @@ class _Tiles:
         k, h = self.k, self.rgb.shape[0]
         r = self.rgb.astype(np.int64) - bg  # (int64: its squares summed overflow int32)
         eye = k * np.eye(24)
+        cells = np.arange(h)[:, None] // k == np.arange(24)  # (h, 24): the pixels of each cell
+
+        def whole(shown: np.ndarray) -> float:
+            return float(np.abs(self.codec(self.draw(shown)).astype(np.int16) - self.target).mean())
+
+        def part(shown: np.ndarray, rows: slice, cols: slice) -> np.ndarray:
+            (y0, y1), (x0, x1) = (rows.start, rows.stop), (cols.start, cols.stop)
+            cells = shown.reshape(24, 24, 3)[y0 // k : -(-y1 // k), x0 // k : -(-x1 // k)]
+            big = np.repeat(np.repeat(cells.astype(np.uint8), k, 0), k, 1)
+            return big[y0 % k : y0 % k + y1 - y0, x0 % k : x0 % k + x1 - x0]
 
         def reencode(punks: np.ndarray, again: bool = False, exact: bool = False,
                      like: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
             shown = _composite(bg, punks.reshape(len(punks), 576, 4).astype(np.int64))
-            return np.array([
-                float(np.abs(self.codec(self.draw(s)).astype(np.int16) - self.target).mean())
-                for s in shown
-            ])  # fmt: skip
+            if exact and like is not None:  # only 0 matters: many told by one encoding
+                mine = _composite(bg, like.reshape(576, 4).astype(np.int64))
+                return _given_back(self.rgb, self.codec, shown, mine, cells, cells, part, whole)
+            return np.array([whole(s) for s in shown])
 
         b = r.reshape(24, k, 24, k, 3).sum((1, 3)).astype(np.float64)
         return Fit(eye, eye, b, float(np.einsum("ijc,ijc->", r, r)), bg.astype(np.float64),

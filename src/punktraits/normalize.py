@@ -223,6 +223,7 @@ FILTERS = {
     # box-filtered down (also OpenCV's INTER_AREA); not one Pillow resize, so drawn approximately,
     # but re-encoding settles it exactly as a render of each of AREA_SOURCES' sizes
 }
+PILLOW_FILTERS = ("box", "bilinear", "hamming", "bicubic", "lanczos")  # one resize each
 RINGING = ("bicubic", "lanczos")  # negative lobes: values overshoot and Pillow clips them
 
 
@@ -509,6 +510,7 @@ class _Drawing:
         self.observed = _observe(pal)
         self.shown8 = self.shown.astype(np.uint8) if kind != "alpha" else None
         self.premult = _premultiply(pal)  # a resize (not NEAREST) works premultiplied
+        self.pal8 = palette.astype(np.uint8)
         dist = ((self.s[:, None] - self.s[None]) ** 2).sum(-1)
         self.similar = np.argsort(dist, 1)[:, 1:7]  # (P, 6) the colours that look most alike
         self.transparent = int(np.flatnonzero(pal[:, 3] == 0)[0])
@@ -520,8 +522,41 @@ class _Drawing:
 
     # -- exact ------------------------------------------------------------------------------
 
+    @cached_property
+    def by_pillow(self) -> bool:
+        """Whether Pillow itself can draw it: one of its filters, an opaque kind, the punk
+        inside the image, every pixel sampled (then `exact` asks Pillow, 3-10 times faster than
+        its numpy twin, which is tested to give the same pixels)."""
+        return (
+            self.filt in PILLOW_FILTERS
+            and self.kind != "alpha"
+            and all(a.border >= 0 and a.pos == tuple(range(a.side)) for a in (self.ay, self.ax))
+        )
+
+    def pillow(self, idx: np.ndarray) -> np.ndarray:
+        """The drawing of punk `idx` by Pillow's own resize (and alpha_composite, "before"):
+        (h, w, 3) uint8, every pixel; only where `by_pillow`."""
+        ay, ax, f = self.ay, self.ax, FILTERS[self.filt][0]
+        nh, nw = ay.side - 2 * ay.border, ax.side - 2 * ax.border
+        bg = self.bg.astype(np.uint8)
+        if self.kind == "after":
+            im = Image.fromarray(self.shown8[idx].reshape(24, 24, 3), "RGB").resize((nw, nh), f)
+        else:
+            im = Image.fromarray(self.pal8[idx].reshape(24, 24, 4), "RGBA").resize((nw, nh), f)
+            shown = Image.new("RGBA", (nw, nh), (*(int(v) for v in bg), 255))
+            shown.alpha_composite(im)
+            im = shown.convert("RGB")
+        if ay.border == ax.border == 0:
+            return np.asarray(im)
+        out = np.empty((ay.side, ax.side, 3), np.uint8)
+        out[:] = bg
+        out[ay.border : ay.border + nh, ax.border : ax.border + nw] = np.asarray(im)
+        return out
+
     def exact(self, idx: np.ndarray, rows=slice(None), cols=slice(None)) -> np.ndarray:
         """The observation Pillow's drawing of punk `idx` gives at the sampled rows and cols."""
+        if self.by_pillow and _all(rows) and _all(cols):
+            return self.pillow(idx).astype(np.float64)
         cells = idx.reshape(24, 24)
         if _is_nearest(self.filt):  # each sample is one cell's colour: look it up
             table = self.observed if self.kind == "alpha" else self.shown
@@ -543,6 +578,8 @@ class _Drawing:
         if _is_nearest(self.filt):
             cells = self.shown8[idx.reshape(24, 24)]
             return _lookup(cells, self.bg.astype(np.uint8), self.ay.cell, self.ax.cell)
+        if self.by_pillow:
+            return self.pillow(idx)
         return self.exact(idx).astype(np.uint8)
 
     def error(self, idx: np.ndarray) -> float:
@@ -726,6 +763,10 @@ class _Drawing:
             if not swept:
                 break
         return idx, moved
+
+
+def _all(s) -> bool:
+    return isinstance(s, slice) and s == slice(None)
 
 
 def _lookup(cells: np.ndarray, bg, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
@@ -1307,49 +1348,15 @@ def _reencoder(pixels: np.ndarray, grids, bg, codecs: list, palette: np.ndarray,
         return recoloured(drawn[k], centre), codec
 
     def given_back(d: _Drawing, codec, cells: np.ndarray, like: np.ndarray) -> np.ndarray:
-        """`error` of many punks (N, 576) where only 0 matters, told by one encoding. `like`
-        (576,): a punk whose drawing gives the file back. JPEG codes each 16x16 block alone and
-        only the decoder's chroma upsampling reads one pixel across, so each punk's drawing is
-        encoded only where it differs from `like`'s (the blocks it touches and one block
-        around, as the encoder pads an image: its last row and column repeated), these parts
-        side by side in one picture; a punk whose part does not come back inside its one-pixel
-        rim is not the file's (> 0), and one whose part does is re-encoded whole."""
-        sy, sx = (d.wy != 0), (d.wx != 0)  # (h, 24), (w, 24): the pixels each cell draws
-        parts = []  # (punk, top, left, its drawing there padded to whole blocks)
-        out = np.ones(len(cells))
-        for j, c in enumerate(cells):
-            changed = (c != like).reshape(24, 24)
-            if not changed.any():
-                out[j] = 0.0  # like's drawing
-                continue
-            ys = np.flatnonzero(sy[:, changed.any(1)].any(1))
-            xs = np.flatnonzero(sx[:, changed.any(0)].any(1))
-            y0, x0 = max(ys[0] // 16 - 1, 0) * 16, max(xs[0] // 16 - 1, 0) * 16
-            y1, x1 = (ys[-1] // 16 + 2) * 16, (xs[-1] // 16 + 2) * 16
-            rows, cols = slice(y0, min(y1, h)), slice(x0, min(x1, w))
-            drawn = d.exact(c, rows, cols).astype(np.uint8)
-            pad = ((0, y1 - y0 - drawn.shape[0]), (0, x1 - x0 - drawn.shape[1]), (0, 0))
-            parts.append((j, y0, x0, np.pad(drawn, pad, "edge")))
-        if not parts:
-            return out
-        width = max(512, max(p[3].shape[1] for p in parts))
-        at, x, y, row = [], 0, 0, 0  # shelves of parts, left to right
-        for _, _, _, part in parts:
-            if x + part.shape[1] > width:
-                x, y, row = 0, y + row, 0
-            at.append((y, x))
-            x, row = x + part.shape[1], max(row, part.shape[0])
-        mosaic = np.zeros((y + row, width, 3), np.uint8)
-        for (my, mx), (_, _, _, part) in zip(at, parts):
-            mosaic[my : my + part.shape[0], mx : mx + part.shape[1]] = part
-        back = codec(mosaic).astype(np.int16)
-        for (my, mx), (j, y0, x0, part) in zip(at, parts):
-            ph, pw = min(part.shape[0], h - y0), min(part.shape[1], w - x0)  # the file's pixels
-            got = back[my + 1 : my + ph - 1, mx + 1 : mx + pw - 1]
-            out[j] = float(np.abs(got - pixels[y0 + 1 : y0 + ph - 1, x0 + 1 : x0 + pw - 1]).sum())
-            if out[j] == 0:
-                out[j] = error(d, codec, cells[j])
-        return out
+        """`error` of many punks (N, 576) where only 0 matters, told by one encoding
+        (`_given_back`); `like` (576,): a punk whose drawing gives the file back."""
+
+        def draw(c, rows, cols):
+            part = d.pillow(c)[rows, cols] if d.by_pillow else d.exact(c, rows, cols)
+            return part.astype(np.uint8)
+
+        return _given_back(pixels, codec, cells, like, d.wy != 0, d.wx != 0, draw,
+                           lambda c: error(d, codec, c))  # fmt: skip
 
     def reencode(punks: np.ndarray, again: bool = False, exact: bool = False,
                  like: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
@@ -1366,6 +1373,57 @@ def _reencoder(pixels: np.ndarray, grids, bg, codecs: list, palette: np.ndarray,
         return order[at.clip(0, len(packed) - 1)]  # (a colour no punk has: a neighbour's)
 
     return reencode
+
+
+def _given_back(pixels: np.ndarray, codec, cands, like, sy: np.ndarray, sx: np.ndarray, draw,
+                whole) -> np.ndarray:  # fmt: skip
+    """Whether each of many candidate punks' drawings gives the JPEG `pixels` (h, w, 3) back
+    through `codec`, told by one encoding: (N,) 0 where it does, > 0 where not. `like`: a
+    candidate (cell indices (576,) or colours (576, 3), as `cands`) whose drawing gives it back;
+    sy, sx (h, 24), (w, 24) bool: the pixels each cell draws; `draw(c, rows, cols)`: that part of
+    c's drawing (uint8); `whole(c)`: c's whole drawing's error, encoded. JPEG codes each 16x16
+    block alone and only the decoder's chroma upsampling reads one pixel across, so each
+    candidate is encoded only where it differs from `like` (the blocks it touches and one block
+    around, as the encoder pads an image: its last row and column repeated), these parts side by
+    side in one picture; one whose part does not come back inside its one-pixel rim is not the
+    file's, and one whose part does is encoded whole."""
+    h, w = pixels.shape[:2]
+    parts = []  # (candidate, top, left, its drawing there padded to whole blocks)
+    out = np.ones(len(cands))
+    for j, c in enumerate(cands):
+        changed = (np.asarray(c) != like).reshape(24, 24, -1).any(-1)
+        if not changed.any():
+            out[j] = 0.0  # like's drawing
+            continue
+        ys = np.flatnonzero(sy[:, changed.any(1)].any(1))
+        xs = np.flatnonzero(sx[:, changed.any(0)].any(1))
+        y0, x0 = max(ys[0] // 16 - 1, 0) * 16, max(xs[0] // 16 - 1, 0) * 16
+        y1, x1 = (ys[-1] // 16 + 2) * 16, (xs[-1] // 16 + 2) * 16
+        drawn = draw(c, slice(y0, min(y1, h)), slice(x0, min(x1, w)))
+        if drawn.shape[:2] != (y1 - y0, x1 - x0):
+            pad = ((0, y1 - y0 - drawn.shape[0]), (0, x1 - x0 - drawn.shape[1]), (0, 0))
+            drawn = np.pad(drawn, pad, "edge")
+        parts.append((j, y0, x0, drawn))
+    if not parts:
+        return out
+    width = max(512, max(p[3].shape[1] for p in parts))
+    at, x, y, row = [], 0, 0, 0  # shelves of parts, left to right
+    for _, _, _, part in parts:
+        if x + part.shape[1] > width:
+            x, y, row = 0, y + row, 0
+        at.append((y, x))
+        x, row = x + part.shape[1], max(row, part.shape[0])
+    mosaic = np.zeros((y + row, width, 3), np.uint8)
+    for (my, mx), (_, _, _, part) in zip(at, parts):
+        mosaic[my : my + part.shape[0], mx : mx + part.shape[1]] = part
+    back = codec(mosaic).astype(np.int16)
+    for (my, mx), (j, y0, x0, part) in zip(at, parts):
+        ph, pw = min(part.shape[0], h - y0), min(part.shape[1], w - x0)  # the file's pixels
+        got = back[my + 1 : my + ph - 1, mx + 1 : mx + pw - 1]
+        out[j] = float(np.abs(got - pixels[y0 + 1 : y0 + ph - 1, x0 + 1 : x0 + pw - 1]).sum())
+        if out[j] == 0:
+            out[j] = whole(cands[j])
+    return out
 
 
 ANSWERS = (3, 2)  # different answers `_Answers` draws back (of the rough readings'), in a

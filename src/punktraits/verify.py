@@ -263,8 +263,10 @@ def _needed(verifier: Verifier, answer: tuple[str, tuple[str, ...]]) -> tuple[st
 
 def _one_per_drawing(images: np.ndarray) -> np.ndarray:
     """Indices of the first of each distinct drawing among (N, 24, 24, 4) images, in order."""
-    _, firsts = np.unique(images.reshape(len(images), -1), axis=0, return_index=True)
-    return np.sort(firsts)
+    firsts: dict[bytes, int] = {}
+    for j, image in enumerate(images):
+        firsts.setdefault(image.tobytes(), j)
+    return np.array(sorted(firsts.values()), np.int64)
 
 
 def _reencoding(verifier: Verifier, fit, ranked: list, heads: list[str], flip: bool,
