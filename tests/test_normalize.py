@@ -328,3 +328,28 @@ def test_a_drawing_asked_of_pillow_is_its_numpy_twins(punks, palette, filt):
             assert (d.image(cells) == want).all(), (filt, i, size)
     alpha = N._Drawing(np.zeros((20, 20, 4)), ax, ax, palette[0], "alpha", None, N._Clock("x"))
     assert not alpha.by_pillow
+
+
+@pytest.mark.parametrize("filt, kind", [("lanczos", "before"), ("bilinear", "after"),
+                                        ("nearest", "after"), ("skia", "before")])  # fmt: skip
+def test_errors_of_punks_a_few_cells_apart_are_their_whole_errors(punks, palette, filt, kind):
+    """`_Drawing.errors_near` draws again only the samples the changed cells reach (the walk
+    from the network's answer weighs ~65 answers a step): the same squared errors as drawing
+    each whole, on a sampled grid (310 px: 192 samples) and a whole one (100 px)."""
+    packed = N._pack(palette[0]).tolist()
+    rng = np.random.default_rng(2)
+
+    def cells(i):
+        return np.array([packed.index(v) for v in N._pack(punks.images[i].reshape(-1, 4))])
+
+    for size in (100, 310):
+        y = np.asarray(render(punks.images[8348], size, BLUE, Image.BILINEAR), np.float64)
+        ay, ax = N._axes(size, size, 0, 0, filt, N.SAMPLES)
+        y = y[np.asarray(ay.pos)][:, np.asarray(ax.pos)]  # the samples compared
+        d = N._Drawing(y, ay, ax, palette[0], kind, np.array(BLUE), N._Clock("x"))
+        start = cells(8348)
+        near = [start.copy() for _ in range(6)] + [cells(0)]  # (the last: every cell apart)
+        for c in near[:6]:
+            c[rng.integers(0, 576, rng.integers(1, 12))] = rng.integers(0, len(packed))
+        want = [d.error(c) for c in near]
+        np.testing.assert_allclose(d.errors_near(start, near), want, rtol=1e-9)

@@ -585,6 +585,23 @@ class _Drawing:
     def error(self, idx: np.ndarray) -> float:
         return float(((self.y - self.exact(idx)) ** 2).sum())
 
+    def errors_near(self, idx: np.ndarray, cands: list[np.ndarray]) -> np.ndarray:
+        """`error` of each of `cands` (punks (576,) that differ from `idx` in a few cells): only
+        the samples the changed cells reach are drawn again."""
+        r = ((self.y - self.exact(idx)) ** 2).sum(-1)  # (ny, nx)
+        total = float(r.sum())
+        sy, sx = self.wy != 0, self.wx != 0
+        out = np.full(len(cands), total)
+        for j, c in enumerate(cands):
+            changed = (c != idx).reshape(24, 24)
+            if changed.any():
+                ys = np.flatnonzero(sy[:, changed.any(1)].any(1))
+                xs = np.flatnonzero(sx[:, changed.any(0)].any(1))
+                rows, cols = slice(ys[0], ys[-1] + 1), slice(xs[0], xs[-1] + 1)
+                now = float(((self.y[rows, cols] - self.exact(c, rows, cols)) ** 2).sum())
+                out[j] = total - float(r[rows, cols].sum()) + now
+        return out
+
     # -- fast, linear -----------------------------------------------------------------------
 
     def linear(self, idx: np.ndarray):
@@ -1431,6 +1448,9 @@ ANSWERS = (3, 2)  # different answers `_Answers` draws back (of the rough readin
 # a third found 1 more of 20 at 310 px lanczos PNG, where the search takes ~300 ms)
 
 
+NEARBY = 3  # edits walked from the network's answer (`_Answers.check`)
+
+
 PLAUSIBLE = 3.0  # an answer drawn back is tried only when its drawing's squared error (the
 # sampled way) is at most this times the rough reading's: the ones that gave the file back were
 # at most 1.62 times (83 of them, 6 kinds of render); at 36 px most others were 6-120 times
@@ -1455,6 +1475,7 @@ class _Answers:
         self.order = np.argsort(self.packed)
         self.seen: set = set()
         self.calls = 0
+        self.walked = False  # (the answers around the network's were walked)
         self.codec = None
         self.flat: list = []
         if fmt == "JPEG":
@@ -1486,34 +1507,75 @@ class _Answers:
             ways += [(f, by, bx, k, d.bg) for k in kinds
                      for f in [filt, *(f"area{m}" for m in AREA_SOURCES if filt == "area")]]  # fmt: skip
         ways = list({w[:4]: w for w in ways}.values())
+        start = None  # the network's first answer: (its drawing, cells, squared error)
         for punk in self.guess(self.palette[idx].reshape(24, 24, 4)):
-            at = np.searchsorted(self.packed[self.order], _pack(punk.reshape(576, 4)))
-            cells = self.order[at.clip(0, len(self.packed) - 1)]
-            if not (self.packed[cells] == _pack(punk.reshape(576, 4))).all():
+            cells = self._cells(punk)
+            if cells is None:
                 continue  # a colour the collection does not have
+            e = d.error(cells)
+            start = start or (punk, cells, e)
             if ("answer", cells.tobytes()) in self.seen:
                 continue  # drawn every way already
-            if d.error(cells) > PLAUSIBLE * max(err, 1.0):
+            if e > PLAUSIBLE * max(err, 1.0):
                 continue  # explains the image far worse than the rough reading: not worth drawing
-            self.seen.add(("answer", cells.tobytes()))
-            self.calls += 1
-            rgba = self.palette[cells].reshape(24, 24, 4).astype(np.int64)
-            for way in ways:
-                names = [way[0]]
-                if way[0] == "skia":
-                    names = _skia_choices(self.pixels, *way[1:3], rgba, way[4])
-                    if self.codec is not None and names != ["skia"]:  # (a JPEG hides the
-                        names.append(None)  # ties: then searched, when it has any)
-                for f in names:
-                    if self.clock.late():
-                        return None
-                    if f is None:
-                        f = self._tie_search(names[0], way, rgba)
-                        if f in names:
-                            continue  # (drawn already)
-                    found = self._given_back(f, *way[1:], rgba)
-                    if found is not None:
-                        return (cells, *found)
+            found = self._drawn(cells, ways)
+            if found is not None:
+                return found
+        if start is None or self.walked or self.codec is None or self.clock.late():
+            return None  # (a lossless file's search is quick: 10-40 ms)
+        # None gave a JPEG back: the answers one edit away, the one whose drawing explains
+        # the image best, while that comes closer (NEARBY times at most; the network's answer
+        # for a rough reading of a small or smoothed render is often an accessory or the head
+        # off), and that one drawn every way
+        self.walked = True
+        punk, cells, e = start
+        for _ in range(NEARBY):
+            near = [
+                (p, c) for p in self.guess(None, near=punk) if (c := self._cells(p)) is not None
+            ]
+            if not near or self.clock.late():
+                break
+            errs = d.errors_near(cells, [c for _, c in near])
+            k = int(np.argmin(errs))
+            if errs[k] >= e:
+                break
+            (punk, cells), e = near[k], errs[k]
+        if cells is start[1] or ("answer", cells.tobytes()) in self.seen:
+            return None
+        if e > PLAUSIBLE * max(err, 1.0):
+            return None
+        return self._drawn(cells, ways)
+
+    def _cells(self, punk: np.ndarray) -> np.ndarray | None:
+        """The palette indices (576,) of a drawing (24, 24, 4), or None for a colour the
+        collection does not have."""
+        packed = _pack(punk.reshape(576, 4))
+        at = np.searchsorted(self.packed[self.order], packed)
+        cells = self.order[at.clip(0, len(self.packed) - 1)]
+        return cells if (self.packed[cells] == packed).all() else None
+
+    def _drawn(self, cells: np.ndarray, ways: list):
+        """(cells, filter, border y, border x, kind, background) for the first way (`check`) in
+        which the answer `cells` gives the image back, or None."""
+        self.seen.add(("answer", cells.tobytes()))
+        self.calls += 1
+        rgba = self.palette[cells].reshape(24, 24, 4).astype(np.int64)
+        for way in ways:
+            names = [way[0]]
+            if way[0] == "skia":
+                names = _skia_choices(self.pixels, *way[1:3], rgba, way[4])
+                if self.codec is not None and names != ["skia"]:  # (a JPEG hides the
+                    names.append(None)  # ties: then searched, when it has any)
+            for f in names:
+                if self.clock.late():
+                    return None
+                if f is None:
+                    f = self._tie_search(names[0], way, rgba)
+                    if f in names:
+                        continue  # (drawn already)
+                found = self._given_back(f, *way[1:], rgba)
+                if found is not None:
+                    return (cells, *found)
         return None
 
     def _given_back(self, f: str, by: int, bx: int, kind: str, seen_bg, rgba: np.ndarray):

@@ -156,6 +156,7 @@ class Predictor:
         self.originals, self.rarity = _tables(punks)
         self.silhouette = silhouette(punks.images[self.run.split.train])  # for locate.squares
         self._hidden = punks.hidden
+        self._guessed: dict[bytes, tuple] = {}  # drawings `_guess` gave -> their answers
 
     # -- images -> punks -------------------------------------------------------------------
 
@@ -171,18 +172,32 @@ class Predictor:
         return normalize(image, self.palette, self.counts, name=name, exact=self._exact,
                          guess=guess)  # fmt: skip
 
-    def _guess(self, punk: np.ndarray) -> np.ndarray:
+    def _guess(self, punk: np.ndarray | None, near: np.ndarray | None = None) -> np.ndarray:
         """The network's answer for a rough reading `punk` (24, 24, 4), drawn: (N, 24, 24, 4)
         uint8 (none when a pixel of it is unknown). The normaliser keeps it when, drawn the way
-        the image was, it gives the image back."""
-        prob, head_prob = self.run.predict(punk[None])
-        pred = self.run.decide(prob)[0]
-        probs = {n: float(prob[0, j]) for j, n in enumerate(self.traits)}
-        hp = None if head_prob is None else dict(zip(self.run.heads, head_prob[0]))
-        acc = [n for j, n in enumerate(self.traits) if pred[j] and n not in TYPES]
-        likely, acc = _drawn_first(probs, acc, hp)
-        images, known = self.verifier.sprites.render_many([self.verifier._start(likely[0], acc)])
-        return images[known.all((1, 2))]
+        the image was, it gives the image back. `near`: a drawing this gave before; then the
+        answers one edit away from it, drawn (the normaliser walks to the one whose drawing
+        explains the image best when the network's does not give it back)."""
+        if near is not None:
+            answer = self._guessed.get(near.tobytes())
+            answers = [] if answer is None else self.verifier._neighbours(*answer, list(HEADS))
+        else:
+            prob, head_prob = self.run.predict(punk[None])
+            pred = self.run.decide(prob)[0]
+            probs = {n: float(prob[0, j]) for j, n in enumerate(self.traits)}
+            hp = None if head_prob is None else dict(zip(self.run.heads, head_prob[0]))
+            acc = [n for j, n in enumerate(self.traits) if pred[j] and n not in TYPES]
+            likely, acc = _drawn_first(probs, acc, hp)
+            answers = [self.verifier._start(likely[0], acc)]
+        if not answers:
+            return np.zeros((0, 24, 24, 4), np.uint8)
+        images, known = self.verifier.sprites.render_many(answers)
+        drawn = known.all((1, 2))
+        if len(self._guessed) > 4096:  # (only the last image's walk matters)
+            self._guessed.clear()
+        for answer, image in zip(itertools.compress(answers, drawn), images[drawn]):
+            self._guessed[image.tobytes()] = answer
+        return images[drawn]
 
     def _exact(self, rgba: np.ndarray, has_alpha: bool, fmt: str, jpeg: dict):
         if fmt == "JPEG":
