@@ -4,6 +4,7 @@ ship)."""
 
 from __future__ import annotations
 
+import io
 import os
 import time
 import tracemalloc
@@ -353,3 +354,20 @@ def test_errors_of_punks_a_few_cells_apart_are_their_whole_errors(punks, palette
             c[rng.integers(0, 576, rng.integers(1, 12))] = rng.integers(0, len(packed))
         want = [d.error(c) for c in near]
         np.testing.assert_allclose(d.errors_near(start, near), want, rtol=1e-9)
+
+
+@pytest.mark.parametrize("subsampling", [0, 1, 2])
+def test_the_jpeg_round_trip_decodes_as_pillow_opens_it(subsampling):
+    """`_jpeg`'s codec decodes its encoding with the "jpeg" decoder directly (no marker
+    parsing): the same pixels as Image.open, at every subsampling and odd sizes."""
+    rng = np.random.default_rng(subsampling)
+    for size in (24, 37, 100):
+        img = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+        buf = io.BytesIO()
+        Image.fromarray(img).save(buf, format="JPEG", quality=70, subsampling=subsampling)
+        src = Image.open(buf)
+        tables = {"qtables": src.quantization, "subsampling": subsampling}
+        again = io.BytesIO()
+        Image.fromarray(img).save(again, format="JPEG", **tables)
+        want = np.asarray(Image.open(again).convert("RGB"))
+        assert (N._jpeg(tables)[0](img) == want).all(), (subsampling, size)

@@ -1800,8 +1800,11 @@ def _jpeg(tables: dict, frame=None):
             around = around.copy()
             around[y : y + img.shape[0], x : x + img.shape[1]] = img
         buf = io.BytesIO()
-        Image.fromarray(img if frame is None else around, "RGB").save(buf, format="JPEG", **tables)
-        out = np.asarray(Image.open(buf).convert("RGB"))
+        im = Image.fromarray(img if frame is None else around, "RGB")
+        im.save(buf, format="JPEG", **tables)
+        # decoded as Image.open does (its tile: the "jpeg" decoder, rawmode RGB), without
+        # parsing the file's markers again: ~30% of a small image's round trip
+        out = np.asarray(Image.frombytes("RGB", im.size, buf.getvalue(), "jpeg", "RGB", ""))
         return out if frame is None else out[y : y + img.shape[0], x : x + img.shape[1]]
 
     return (codec, "JPEG") if tables else None
