@@ -329,6 +329,10 @@ def test_a_drawing_asked_of_pillow_is_its_numpy_twins(punks, palette, filt):
             assert (d.image(cells) == want).all(), (filt, i, size)
     alpha = N._Drawing(np.zeros((20, 20, 4)), ax, ax, palette[0], "alpha", None, N._Clock("x"))
     assert not alpha.by_pillow
+    for size, border in [(310, 0), (100, 3), (37, 0)]:  # `_drawer`'s resize with transparency
+        ax = N._axis(size, border, filt, size)
+        rgba = punks.images[8348].astype(np.int64)
+        assert (N._resized(rgba, ax, ax) == N._resized(rgba, ax, ax, numpy=True)).all()
 
 
 @pytest.mark.parametrize("filt, kind", [("lanczos", "before"), ("bilinear", "after"),
