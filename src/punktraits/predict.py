@@ -37,7 +37,14 @@ from .data import HEADS, TRAIT_INDEX, TYPES
 from .draw import render_explanation
 from .errors import DataError, ImageError, PunktraitsError, RunError
 from .locate import LOSSLESS, exact_jpeg, exact_punk, silhouette, squares
-from .normalize import MAX_PIXELS, Normalized, normalize, normalize_pixels, open_image
+from .normalize import (
+    MAX_PIXELS,
+    REENCODE_PIXELS,
+    Normalized,
+    normalize,
+    normalize_pixels,
+    open_image,
+)
 from .run import Run
 from .verify import Check, Verifier, fit_check, likely_heads, prove
 
@@ -316,8 +323,12 @@ class Predictor:
             if info is None or info.fit is None:
                 continue
             every = heads[i] + [h for h in HEADS if h not in heads[i]]  # blurred: any head
-            if c.verified and info.fit.reencode is not None:  # a small lossy file's reading is
-                # an estimate: its drawing must give the file back
+            w, h = info.source_size
+            if c.verified and info.fit.reencode is not None and w * h <= REENCODE_PIXELS:
+                # a small lossy file's reading is an estimate: its drawing must give the file
+                # back, and no drawing an edit away may. (A larger one is read pixel for pixel:
+                # a whole-number nearest JPEG, `locate.exact_jpeg`, re-encodes exactly by
+                # construction; no tie among all 10,000 at x8 q85, at ~25 ms each: RESULTS §9)
                 checks[i] = prove(self.verifier, info.fit, punks[i], answers[i], c, every, flipped)
             elif not c.verified and (info.format not in LOSSLESS or info.filter != "nearest"):
                 checks[i] = fit_check(self.verifier, info.fit, punks[i], answers[i], c, every,
