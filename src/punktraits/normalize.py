@@ -969,7 +969,9 @@ def normalize(
     `guess(punk)`: the drawings (N, 24, 24, 4) uint8 of the answers likely for a rough reading
     `punk` (the network's); one that, drawn at the image's size the way it was drawn (and
     re-encoded, a JPEG), gives every pixel of the image back is the reading (`_Answers`: a few
-    ms where the search takes 50-400).
+    ms where the search takes 50-400). `guess(None, near=drawing)`: the drawings of the answers
+    one edit away from one it gave (a small JPEG walks from the network's answer to the one
+    whose drawing explains it best).
     """
     name = name or (str(source) if isinstance(source, (str, os.PathLike)) else "<bytes>")
     try:
@@ -1508,10 +1510,10 @@ class _Answers:
             cells = self._cells(punk)
             if cells is None:
                 continue  # a colour the collection does not have
-            e = d.error(cells)
-            start = start or (punk, cells, e)
             if ("answer", cells.tobytes()) in self.seen:
                 continue  # drawn every way already
+            e = d.error(cells)
+            start = start or (punk, cells, e)
             if e > PLAUSIBLE * max(err, 1.0):
                 continue  # explains the image far worse than the rough reading: not worth drawing
             found = self._drawn(cells, ways)
