@@ -16,7 +16,7 @@ import punktraits
 
 LAYERS = [
     ["version", "errors"],  # nothing of ours
-    ["files"],  # atomic writes, JSON, weights, PNG helpers
+    ["files", "webp"],  # atomic writes, JSON, weights, PNG helpers; a WebP's encoder
     ["data", "normalize", "models", "metrics"],  # the dataset; image -> punk; networks; scores
     ["locate"],  # where the punks are in a larger picture (squares to read)
     ["schema"],  # what each file of a run folder must hold

@@ -43,6 +43,7 @@ import numpy as np
 from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
 from .errors import ImageError
+from .webp import Webp, vp8_header
 
 FORMATS = {"PNG", "JPEG", "GIF", "WEBP", "BMP"}
 MAX_SIDE = 2048
@@ -155,7 +156,8 @@ def read_bytes(source, name: str) -> bytes:
 def open_image(source, name: str | None = None, max_pixels: int = MAX_PIXELS
                ) -> tuple[np.ndarray, bool, str, list[str], dict]:  # fmt: skip
     """Decode a path or bytes into (H, W, 4) uint8 RGBA, whether it has alpha, its format, notes
-    and (for JPEG) its quantisation tables and subsampling. Images over `max_pixels` are refused
+    and the encoder's settings: a JPEG's quantisation tables and subsampling, a lossy WebP's
+    frame header (`{"vp8": webp.vp8_header}`: its quantisers), or {}. Images over `max_pixels` are refused
     before they are decoded (a screenshot may be allowed more than one punk: locate.py)."""
     name = name or (str(source) if isinstance(source, (str, os.PathLike)) else "<bytes>")
     data = read_bytes(source, name)
@@ -188,6 +190,8 @@ def open_image(source, name: str | None = None, max_pixels: int = MAX_PIXELS
         jpeg = {}
         if im.format == "JPEG":
             jpeg = {"qtables": im.quantization, "subsampling": JpegImagePlugin.get_sampling(im)}
+        elif im.format == "WEBP" and (header := vp8_header(data)) is not None:
+            jpeg = {"vp8": header}
         fmt = im.format
         turn = im.getexif().get(ORIENTATION, 1)
         if turn in range(2, 9):  # a camera's Orientation tag: show the picture the right way up
@@ -950,6 +954,10 @@ REENCODE_WEBP_PIXELS = 96 * 96  # (WebP: its quality is guessed; at x4 re-encodi
 CODEC_ENCODE_PIXELS = 8_000_000  # pixels re-encoded per image at most (~0.2 s)
 MAX_ENCODES = 200  # and re-encodings
 WEBP_QUALITIES = (80, 75, 90, 85, 70, 95, 100)  # tried in this order: Pillow's default first
+# (a WebP whose frame header cannot be read)
+WEBP_SETTLE = 4  # times an answer's background is moved toward a WebP's (`_webp_background`)
+WEBP_NEAR = 2.0  # mean levels within which a WebP's answer, drawn, is near enough to try the
+# backgrounds a level around
 SOFT_SECONDS = 1.0  # optional checks (re-encoding, redrawing) stop after this long
 MAX_SECONDS = 10.0  # an image taking longer is refused (none should come near this)
 
@@ -1115,7 +1123,8 @@ def _normalize_pixels(rgba, has_alpha, fmt, notes, jpeg, palette, counts, name, 
         raise ImageError(f"{name}: no 24x24 pixel grid found (is it a single punk?)")
     lossless = fmt in ("PNG", "BMP")  # (GIF quantises colours; JPEG and WebP are lossy)
     answers = None
-    if guess is not None and frame is None and (lossless or (jpeg and min(h, w) >= 32)):
+    if guess is not None and frame is None and (lossless or (_encoder_known(fmt, jpeg, has_alpha)
+                                                              and min(h, w) >= 32)):  # fmt: skip
         answers = _Answers(guess, rgba, has_alpha, fmt, jpeg, grids, palette, clock)
     # Each likely drawing (filter, border, compositing order) gets a few rounds of descent; the
     # one that fits best is then fitted fully and searched exactly.
@@ -1476,7 +1485,9 @@ class _Answers:
         self.walked = False  # (the answers around the network's were walked)
         self.codec = None
         self.flat: list = []
-        if fmt == "JPEG":
+        if fmt == "WEBP" and _encoder_known(fmt, jpeg, has_alpha):
+            self.codec, self.target = Webp(jpeg["vp8"]), self.pixels.astype(np.int16)
+        elif fmt == "JPEG":
             h, w = self.pixels.shape[:2]
             self.codec = _jpeg(jpeg)[0]
             k = max(1, min(h, w) // 24)
@@ -1583,12 +1594,48 @@ class _Answers:
         likely backgrounds (and re-encoded, a JPEG), gives every pixel of the image back."""
         h, w = self.pixels.shape[:2]
         draw = _drawer(*_axes(h, w, by, bx, f, max(h, w)), kind, rgba)
+        if isinstance(self.codec, Webp):
+            bg = self._webp_background((f, by, bx, kind), rgba, draw)
+            return None if bg is None else (f, by, bx, kind, bg)
         for bg in self._backgrounds((f, by, bx, kind, seen_bg), rgba, draw):
             img = draw(bg)
             if self.codec is not None:
                 img = self.codec(img)
             if np.array_equal(img, self.pixels):
                 return f, by, bx, kind, bg
+        return None
+
+    def _webp_background(self, how: tuple, rgba: np.ndarray, draw) -> np.ndarray | None:
+        """The background on which `rgba` drawn `how` (filter, borders, kind), encoded as the
+        WebP was, gives every pixel of it back, or None. WebP moves a flat colour by a few
+        levels (its colour conversion and quantisers): the least-squares background is moved by
+        what the encoded drawing's bare background misses of the file's, until nothing, and
+        then a level in each channel around it is tried; a drawing that stays far is not the
+        image's."""
+        fitted = _fitted_background(self.pixels, how, rgba.reshape(576, 4))
+        black, white = draw(np.zeros(3, np.int64)), draw(np.full(3, 255, np.int64))
+        bare = ((black == 0) & (white == 255)).all(-1)  # the background's pixels alone
+        bg, tried = fitted, set()
+        for _ in range(WEBP_SETTLE):
+            back = self.codec(draw(bg))
+            tried.add(tuple(bg.tolist()))
+            if np.array_equal(back, self.pixels):
+                return bg
+            if not bare.any():
+                break
+            move = np.rint((self.target[bare] - back[bare]).mean(0)).astype(np.int64)
+            if not move.any() or tuple(np.clip(bg + move, 0, 255).tolist()) in tried:
+                break
+            bg = np.clip(bg + move, 0, 255)
+        if np.abs(back.astype(np.int16) - self.target).mean() > WEBP_NEAR:
+            return None
+        for step in LEVEL_STEPS[np.abs(LEVEL_STEPS).sum(1).argsort()][1:]:
+            b = np.clip(bg + step, 0, 255)
+            if tuple(b.tolist()) in tried or self.clock.late():
+                continue
+            tried.add(tuple(b.tolist()))
+            if np.array_equal(self.codec(draw(b)), self.pixels):
+                return b
         return None
 
     def _tie_search(self, name: str, way: tuple, rgba: np.ndarray) -> str:
@@ -1667,7 +1714,8 @@ class _Answers:
             full = _Drawing(self.pixels, *_axes(h, w, by, bx, f, max(h, w)), self.palette,
                             kind, d.bg, self.clock)  # fmt: skip
             reencode = _reencoder(self.pixels, self.grids, d.bg, [self.codec], self.palette,
-                                  name, cells, given=(full, self.codec), blockwise=True)  # fmt: skip
+                                  name, cells, given=(full, self.codec),
+                                  blockwise=fmt == "JPEG")  # fmt: skip
         notes = notes + ["read by drawing the answer back: it gives every pixel of the image"
                          + (" (re-encoded)" if self.codec is not None else "")]  # fmt: skip
         punk = self.palette[cells].reshape(24, 24, 4).astype(np.uint8)
@@ -1909,9 +1957,18 @@ def _webp_at(q: int):
     return codec
 
 
+def _encoder_known(fmt: str, settings: dict, has_alpha: bool) -> bool:
+    """Whether a file's own encoder can draw an answer again: a JPEG's tables, or an opaque
+    lossy WebP's frame header (`webp.Webp`; a transparent one's alpha is coded apart)."""
+    return bool(settings) and (fmt == "JPEG" or (fmt == "WEBP" and "vp8" in settings
+                                                  and not has_alpha))  # fmt: skip
+
+
 def _webp(d: _Drawing, idx: np.ndarray):
     """Pillow's WebP encoder at the quality that best reproduces the input from punk `idx`
-    (a WebP file does not say its quality; Pillow's default is 80), or None if none is close."""
+    (a WebP file does not say its quality; Pillow's default is 80), or None if none is close.
+    (The reading, not yet an answer, seldom encodes with the file's frame header at any quality:
+    `webp.Webp`, which finds the quality from the header, serves answers drawn back.)"""
     img = d.image(idx)
     errs = {}
     for q in WEBP_QUALITIES:

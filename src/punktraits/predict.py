@@ -476,7 +476,7 @@ class Predictor:
         was refused."""
         cell = rgba[y : y + side, x : x + side]
         best = None
-        for tables in (None, jpeg) if jpeg else (None,):
+        for tables in (None, jpeg) if jpeg and fmt == "JPEG" else (None,):
             frame = None
             if tables:
                 frame = _frame(rgba, x, y, side)

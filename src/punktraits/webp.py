@@ -1,0 +1,163 @@
+"""A lossy WebP's encoder, found again from the file: Pillow's (libwebp's) encoder at the
+quality the file was made with, then the decoder.
+
+A WebP file does not say its quality, but its VP8 frame header says what the encoder derived
+from it: the quantiser of each of its four segments (and the loop filter). The quantisers fall
+as the quality rises, so the quality whose encoding of a drawing has the file's header is found
+by bisection (`Webp`); a drawing of the right punk, drawn the right way, then encodes to the
+file's every pixel at that quality, as a JPEG re-encoded with its own tables does (the encoder is
+deterministic). The quantisers also depend on the picture (its segments are found by analysing
+it), so a wrong drawing may find no quality with the file's header: it is then encoded at the
+quality whose base quantiser is nearest, and differs from the file anyway.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+
+import numpy as np
+from PIL import Image
+
+__all__ = ["Webp", "vp8_header"]
+
+
+def vp8_header(data: bytes) -> tuple | None:
+    """The settings in a lossy WebP's VP8 key-frame header (RFC 6386 9.3-9.6, 19.2: colour
+    space, segments with their quantisers and loop filters, the filter, its deltas, partitions,
+    the base quantiser and its deltas), as one tuple with the base quantiser last but one; None
+    when `data` is not a WebP with a lossy frame (a lossless one has no quality)."""
+    if len(data) < 20 or data[:4] != b"RIFF" or data[8:12] != b"WEBP":
+        return None
+    at = 12
+    while at + 8 <= len(data):
+        tag, size = data[at : at + 4], struct.unpack("<I", data[at + 4 : at + 8])[0]
+        if tag == b"VP8 ":
+            frame = data[at + 8 : at + 8 + size]
+            break
+        at += 8 + size + (size & 1)
+    else:
+        return None
+    if len(frame) < 12 or frame[0] & 1 or frame[3:6] != b"\x9d\x01\x2a":
+        return None  # not a key frame
+    bits = _Bools(frame[10:])
+    bit = bits.literal
+
+    def signed(n: int) -> int:
+        v = bit(n)
+        return -v if bit(1) else v
+
+    out: list = [bit(1), bit(1)]  # colour space, clamping
+    if bit(1):  # segments
+        update_map, update_data = bit(1), bit(1)
+        out.append((update_map, update_data))
+        if update_data:
+            out.append(bit(1))  # absolute values or deltas
+            out.append(tuple(signed(7) if bit(1) else 0 for _ in range(4)))  # quantisers
+            out.append(tuple(signed(6) if bit(1) else 0 for _ in range(4)))  # loop filters
+        if update_map:
+            out.append(tuple(bit(8) if bit(1) else 255 for _ in range(3)))
+    out += [bit(1), bit(6), bit(3)]  # filter type, level, sharpness
+    if bit(1) and bit(1):  # loop filter deltas, updated
+        out.append(tuple(signed(6) if bit(1) else 0 for _ in range(8)))
+    out.append(bit(2))  # partitions
+    out.append(bit(7))  # the base quantiser
+    out.append(tuple(signed(4) if bit(1) else 0 for _ in range(5)))
+    return tuple(out)
+
+
+class _Bools:
+    """VP8's boolean entropy decoder (RFC 6386 7.3), for the header's literals."""
+
+    def __init__(self, data: bytes):
+        self.data, self.at = data, 2
+        self.value = (data[0] << 8) | data[1] if len(data) > 1 else 0
+        self.range, self.count = 255, 0
+
+    def bool(self, prob: int) -> int:
+        split = 1 + (((self.range - 1) * prob) >> 8)
+        big = split << 8
+        if self.value >= big:
+            bit, self.range, self.value = 1, self.range - split, self.value - big
+        else:
+            bit, self.range = 0, split
+        while self.range < 128:
+            self.value <<= 1
+            self.range <<= 1
+            self.count += 1
+            if self.count == 8:
+                self.count = 0
+                if self.at < len(self.data):
+                    self.value |= self.data[self.at]
+                self.at += 1
+        return bit
+
+    def literal(self, n: int) -> int:
+        v = 0
+        for _ in range(n):
+            v = (v << 1) | self.bool(128)
+        return v
+
+
+def _encoded(img: np.ndarray, quality: int) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(img, "RGB").save(buf, format="WEBP", quality=quality)
+    return buf.getvalue()
+
+
+def _decoded(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+class Webp:
+    """img (h, w, 3) uint8 -> the image encoded as the file `header` (`vp8_header`) was, then
+    decoded. The quality is found on the first drawing whose encoding has the file's header at
+    some quality (`quality`) and kept; until one has, each drawing is bisected again (a few at
+    most: SEARCHES), and encoded at the quality nearest the file's base quantiser."""
+
+    SEARCHES = 4  # drawings bisected before the nearest quality is kept
+
+    def __init__(self, header: tuple):
+        self.header = header
+        self.quality: int | None = None  # found: a drawing encoded at it has the file's header
+        self.nearest: int | None = None  # the best guess while none is found
+        self.searches = 0
+        self.encodes = 0
+
+    def __call__(self, img: np.ndarray) -> np.ndarray:
+        if self.quality is not None:
+            return _decoded(self._encode(img, self.quality))
+        if self.searches >= self.SEARCHES and self.nearest is not None:
+            return _decoded(self._encode(img, self.nearest))
+        self.searches += 1
+        q, data = self._bisect(img)
+        return _decoded(data)
+
+    def _encode(self, img: np.ndarray, quality: int) -> bytes:
+        self.encodes += 1
+        return _encoded(np.ascontiguousarray(img), quality)
+
+    def _bisect(self, img: np.ndarray) -> tuple[int, bytes]:
+        """The lowest quality whose base quantiser is at most the file's (the quantisers fall
+        as the quality rises), and its encoding of `img`; then the qualities above it with the
+        same base quantiser, for one with the file's whole header."""
+        want = self.header[-2]
+        lo, hi = 0, 100
+        tried: dict[int, bytes] = {}
+        while lo < hi:
+            mid = (lo + hi) // 2
+            tried[mid] = self._encode(img, mid)
+            if vp8_header(tried[mid])[-2] > want:
+                lo = mid + 1
+            else:
+                hi = mid
+        for q in range(lo, 101):
+            data = tried.get(q) or self._encode(img, q)
+            header = vp8_header(data)
+            if header == self.header:
+                self.quality = q
+                return q, data
+            if header[-2] != want:
+                break
+        self.nearest = lo
+        return lo, tried.get(lo) or self._encode(img, lo)
