@@ -72,3 +72,14 @@ def test_a_webps_answer_is_drawn_back_and_proven(model, punks, filt, size, quali
         assert (p.head, set(p.accessories)) == visible(punks, i), (filt, size, i)
         assert p.verified and any(DRAWN in n for n in p.normalized["notes"]), p.normalized
         assert p.normalized["filter"] == filt
+
+
+def test_a_rare_colour_a_webp_erases_is_told_by_its_own_encoder(model, punks):
+    """#219's Rosy Cheeks are a few levels from her skin, which a 100 px WebP q80 erases: the
+    network's answer lacks them and draws back nearly. The quality its drawing confirmed is the
+    file's encoder, so the search re-encodes whole answers at 100 px too (beyond the 96 px of a
+    guessed quality), and only the one with the cheeks gives the file back."""
+    data = render(punks.images[219], 100, "nearest", "WEBP", quality=80)
+    p = model.predict_batch([data])[0]
+    assert (p.head, set(p.accessories)) == visible(punks, 219) and "Rosy Cheeks" in p.accessories
+    assert p.verified and p.check["image_fit"]["reencoded"] == 0.0, p.check

@@ -1196,7 +1196,9 @@ def _normalize_pixels(rgba, has_alpha, fmt, notes, jpeg, palette, counts, name, 
         y = rgba[..., :3].astype(np.float64)
         kinds = _kinds(d.filt, ("after", "before"))
         fulls = [_Drawing(y, ay, ax, palette, k, d.bg, clock) for k in kinds]
-        codec = _jpeg(jpeg, frame) if fmt == "JPEG" else _webp(fulls[0], idx)
+        known = answers.codec if answers is not None and isinstance(answers.codec, Webp) else None
+        known = known if known is not None and known.quality is not None else None
+        codec = _jpeg(jpeg, frame) if fmt == "JPEG" else _webp(fulls[0], idx, known)
         if codec is not None:
             # resized then composited, or the other way: rounding differs by one level, which
             # the encoder may turn into more; the way that re-encodes closer is the way it was
@@ -1205,9 +1207,9 @@ def _normalize_pixels(rgba, has_alpha, fmt, notes, jpeg, palette, counts, name, 
             idx, fixed = _refine(full, idx, order, doubtful, codec[0])
             if fixed:
                 notes.append(f"{codec[1]}: {fixed} pixels corrected by re-encoding")
-        if w * h <= (REENCODE_PIXELS if fmt == "JPEG" else REENCODE_WEBP_PIXELS):
+        if w * h <= (REENCODE_PIXELS if fmt == "JPEG" or known else REENCODE_WEBP_PIXELS):
             # (a WebP whose quality was not found: each is tried)
-            codecs = [codec[0]] if codec else []
+            codecs = [codec[0]] if codec else [known] if known else []
             if not codecs and fmt == "WEBP":
                 codecs = [_webp_at(q) for q in WEBP_QUALITIES]
             if codecs:
@@ -1964,12 +1966,15 @@ def _encoder_known(fmt: str, settings: dict, has_alpha: bool) -> bool:
                                                   and not has_alpha))  # fmt: skip
 
 
-def _webp(d: _Drawing, idx: np.ndarray):
+def _webp(d: _Drawing, idx: np.ndarray, known: Webp | None = None):
     """Pillow's WebP encoder at the quality that best reproduces the input from punk `idx`
     (a WebP file does not say its quality; Pillow's default is 80), or None if none is close.
-    (The reading, not yet an answer, seldom encodes with the file's frame header at any quality:
-    `webp.Webp`, which finds the quality from the header, serves answers drawn back.)"""
+    `known`: the file's own encoder, its quality found by an answer drawn back (`webp.Webp`:
+    the reading, not yet an answer, seldom encodes with the file's frame header)."""
     img = d.image(idx)
+    if known is not None:
+        err = float(np.abs(known(img).astype(np.int16) - d.y).mean())
+        return (known, f"WebP q{known.quality}") if err < 1.0 else None
     errs = {}
     for q in WEBP_QUALITIES:
         errs[q] = float(np.abs(_webp_at(q)(img).astype(np.int16) - d.y).mean())
