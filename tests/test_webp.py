@@ -83,3 +83,16 @@ def test_a_rare_colour_a_webp_erases_is_told_by_its_own_encoder(model, punks):
     p = model.predict_batch([data])[0]
     assert (p.head, set(p.accessories)) == visible(punks, 219) and "Rosy Cheeks" in p.accessories
     assert p.verified and p.check["image_fit"]["reencoded"] == 0.0, p.check
+
+
+@pytest.mark.parametrize("filt", ["nearest", "bilinear"])
+def test_a_transparent_webps_answer_is_drawn_back_with_its_transparency(model, punks, filt):
+    """A WebP with its transparency (coded apart, losslessly): the answer drawn with its own,
+    encoded as the file was, gives every pixel back, and no answer an edit away does (those
+    with an accessory more that nothing of shows are the same drawing, not a tie)."""
+    for i in (275, 3100, 8348):
+        im = Image.fromarray(punks.images[i], "RGBA").resize((100, 100), FILTERS[filt][0])
+        p = model.predict_batch([encode(im, "WEBP", quality=80)])[0]
+        assert (p.head, set(p.accessories)) == visible(punks, i), (filt, i)
+        assert p.verified and any(DRAWN in n for n in p.normalized["notes"]), p.normalized
+        assert p.normalized["background"] == "transparent"

@@ -1588,14 +1588,37 @@ class _Answers:
                         continue  # (drawn already)
                 found = self._given_back(f, *way[1:], rgba)
                 if found is not None:
+                    if self.has_alpha and self._tied(found, rgba):
+                        return None  # (no background to settle: proven here, or searched)
                     return (cells, *found)
         return None
+
+    def _tied(self, way: tuple, rgba: np.ndarray) -> bool:
+        """Whether an answer one edit away from `rgba` (the network's neighbours), drawn `way`,
+        gives a transparent lossy file back too: then the file cannot tell them apart. (An
+        opaque one's answer is proven so by `verify.prove`, through `Fit.reencode`.)"""
+        h, w = self.pixels.shape[:2]
+        f, by, bx, kind, _ = way
+        axes = _axes(h, w, by, bx, f, max(h, w))
+        mine = rgba.astype(np.uint8)
+        for punk in self.guess(None, near=mine):
+            if self.clock.late():
+                return True  # (not proven in time: not a proof)
+            if np.array_equal(punk, mine):
+                continue  # (an accessory more that nothing of shows: the same drawing)
+            other = _drawer(*axes, kind, punk.astype(np.int64))(None)
+            if np.array_equal(self.codec(other), self.pixels):
+                return True
+        return False
 
     def _given_back(self, f: str, by: int, bx: int, kind: str, seen_bg, rgba: np.ndarray):
         """(filter, border y, border x, kind, background) when `rgba` drawn so, on one of the
         likely backgrounds (and re-encoded, a JPEG), gives every pixel of the image back."""
         h, w = self.pixels.shape[:2]
         draw = _drawer(*_axes(h, w, by, bx, f, max(h, w)), kind, rgba)
+        if isinstance(self.codec, Webp) and self.has_alpha:
+            given = np.array_equal(self.codec(draw(None)), self.pixels)
+            return (f, by, bx, kind, None) if given else None
         if isinstance(self.codec, Webp):
             bg = self._webp_background((f, by, bx, kind), rgba, draw)
             return None if bg is None else (f, by, bx, kind, bg)
@@ -1712,7 +1735,8 @@ class _Answers:
         ay, ax = _axes(h, w, by, bx, f, SAMPLES)  # (the same samples as d's)
         d = _Drawing(d.y, ay, ax, self.palette, kind, bg, self.clock)  # what Fit weighs
         reencode = None
-        if self.codec is not None and w * h <= REENCODE_PIXELS:  # (what `verify.prove` asks)
+        if self.codec is not None and not self.has_alpha and w * h <= REENCODE_PIXELS:
+            # (what `verify.prove` asks; a transparent WebP was proven by `_tied`)
             full = _Drawing(self.pixels, *_axes(h, w, by, bx, f, max(h, w)), self.palette,
                             kind, d.bg, self.clock)  # fmt: skip
             reencode = _reencoder(self.pixels, self.grids, d.bg, [self.codec], self.palette,
@@ -1960,10 +1984,11 @@ def _webp_at(q: int):
 
 
 def _encoder_known(fmt: str, settings: dict, has_alpha: bool) -> bool:
-    """Whether a file's own encoder can draw an answer again: a JPEG's tables, or an opaque
-    lossy WebP's frame header (`webp.Webp`; a transparent one's alpha is coded apart)."""
-    return bool(settings) and (fmt == "JPEG" or (fmt == "WEBP" and "vp8" in settings
-                                                  and not has_alpha))  # fmt: skip
+    """Whether a file's own encoder can draw an answer again: an opaque JPEG's tables, or a
+    lossy WebP's frame header (`webp.Webp`)."""
+    return bool(settings) and (
+        (fmt == "JPEG" and not has_alpha) or (fmt == "WEBP" and "vp8" in settings)
+    )
 
 
 def _webp(d: _Drawing, idx: np.ndarray, known: Webp | None = None):

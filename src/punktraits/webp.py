@@ -101,17 +101,19 @@ class _Bools:
 
 def _encoded(img: np.ndarray, quality: int) -> bytes:
     buf = io.BytesIO()
-    Image.fromarray(img, "RGB").save(buf, format="WEBP", quality=quality)
+    Image.fromarray(img, "RGBA" if img.shape[-1] == 4 else "RGB").save(
+        buf, format="WEBP", quality=quality
+    )
     return buf.getvalue()
 
 
-def _decoded(data: bytes) -> np.ndarray:
-    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+def _decoded(data: bytes, mode: str) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)).convert(mode))
 
 
 class Webp:
-    """img (h, w, 3) uint8 -> the image encoded as the file `header` (`vp8_header`) was, then
-    decoded. The quality is found on the first drawing whose encoding has the file's header at
+    """img (h, w, 3) uint8, or (h, w, 4) with its transparency (coded apart, losslessly, as
+    Pillow does) -> the image encoded as the file `header` (`vp8_header`) was, then decoded. The quality is found on the first drawing whose encoding has the file's header at
     some quality (`quality`) and kept; until one has, each drawing is bisected again (a few at
     most: SEARCHES), and encoded at the quality nearest the file's base quantiser."""
 
@@ -125,13 +127,14 @@ class Webp:
         self.encodes = 0
 
     def __call__(self, img: np.ndarray) -> np.ndarray:
+        mode = "RGBA" if img.shape[-1] == 4 else "RGB"
         if self.quality is not None:
-            return _decoded(self._encode(img, self.quality))
+            return _decoded(self._encode(img, self.quality), mode)
         if self.searches >= self.SEARCHES and self.nearest is not None:
-            return _decoded(self._encode(img, self.nearest))
+            return _decoded(self._encode(img, self.nearest), mode)
         self.searches += 1
         q, data = self._bisect(img)
-        return _decoded(data)
+        return _decoded(data, mode)
 
     def _encode(self, img: np.ndarray, quality: int) -> bytes:
         self.encodes += 1
