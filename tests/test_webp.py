@@ -96,3 +96,12 @@ def test_a_transparent_webps_answer_is_drawn_back_with_its_transparency(model, p
         assert (p.head, set(p.accessories)) == visible(punks, i), (filt, i)
         assert p.verified and any(DRAWN in n for n in p.normalized["notes"]), p.normalized
         assert p.normalized["background"] == "transparent"
+
+
+def test_a_far_reading_is_settled_with_every_quality_as_well(model, punks):
+    """#9275 at 36 px bicubic WebP q80: the network's answer does not draw back, and the pixel
+    reading is far; settled with the file's own encoder alone, the drawing hid the truth (a
+    Gold Chain won); with the guessed qualities beside it, the truth gives the file back."""
+    p = model.predict_batch([render(punks.images[9275], 36, "bicubic", "WEBP", quality=80)])[0]
+    assert (p.head, set(p.accessories)) == visible(punks, 9275)
+    assert p.verified, p.check

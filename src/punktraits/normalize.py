@@ -1208,10 +1208,12 @@ def _normalize_pixels(rgba, has_alpha, fmt, notes, jpeg, palette, counts, name, 
             if fixed:
                 notes.append(f"{codec[1]}: {fixed} pixels corrected by re-encoding")
         if w * h <= (REENCODE_PIXELS if fmt == "JPEG" or known else REENCODE_WEBP_PIXELS):
-            # (a WebP whose quality was not found: each is tried)
+            # (a WebP whose reading does not re-encode closely: the quality an answer's drawing
+            # confirmed first, and each guess where the image is small enough: settled on a
+            # far reading, the file's own encoder alone chose a drawing that hid the truth, #9275)
             codecs = [codec[0]] if codec else [known] if known else []
-            if not codecs and fmt == "WEBP":
-                codecs = [_webp_at(q) for q in WEBP_QUALITIES]
+            if fmt == "WEBP" and not codec and w * h <= REENCODE_WEBP_PIXELS:
+                codecs += [_webp_at(q) for q in WEBP_QUALITIES]
             if codecs:
                 reencode = _reencoder(rgba[..., :3], grids, d.bg, codecs, palette, name, idx,
                                       blockwise=fmt == "JPEG" and frame is None)  # fmt: skip
