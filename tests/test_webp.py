@@ -105,3 +105,15 @@ def test_a_far_reading_is_settled_with_every_quality_as_well(model, punks):
     p = model.predict_batch([render(punks.images[9275], 36, "bicubic", "WEBP", quality=80)])[0]
     assert (p.head, set(p.accessories)) == visible(punks, 9275)
     assert p.verified, p.check
+
+
+def test_a_small_transparent_webp_is_weighed_by_its_own_encoder(model, punks):
+    """#6367 at 36 px nearest with its transparency, WebP q80: the network's answer does not draw
+    back, and the best drawing explains the noisy image 1.9x worse than the pixel reading (it
+    was refused). Answers drawn with their transparency and encoded as the file was are weighed
+    instead (`normalize._clear_reencoder`): the truth gives the file back."""
+    im = Image.fromarray(punks.images[6367], "RGBA").resize((36, 36), Image.NEAREST)
+    p = model.predict_batch([encode(im, "WEBP", quality=80)])[0]
+    assert p.error is None, p.error
+    assert (p.head, set(p.accessories)) == visible(punks, 6367)
+    assert p.verified and p.check["image_fit"]["reencoded"] == 0.0, p.check

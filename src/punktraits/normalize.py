@@ -1217,6 +1217,9 @@ def _normalize_pixels(rgba, has_alpha, fmt, notes, jpeg, palette, counts, name, 
             if codecs:
                 reencode = _reencoder(rgba[..., :3], grids, d.bg, codecs, palette, name, idx,
                                       blockwise=fmt == "JPEG" and frame is None)  # fmt: skip
+    if lossy and has_alpha and fmt == "WEBP" and "vp8" in jpeg and w * h <= REENCODE_PIXELS:
+        codec = answers.codec if answers is not None else Webp(jpeg["vp8"])
+        reencode = _clear_reencoder(rgba, grids, codec, palette, idx)
     if not has_alpha:
         if counts is not None:  # colours that show alike on this background: the commonest
             same = (d.shown[:, None] == d.shown[None]).all(-1)  # (P, P)
@@ -1399,6 +1402,38 @@ def _reencoder(pixels: np.ndarray, grids, bg, codecs: list, palette: np.ndarray,
     def cells_of(punks: np.ndarray) -> np.ndarray:
         at = np.searchsorted(packed[order], _pack(punks.reshape(-1, 576, 4)))
         return order[at.clip(0, len(packed) - 1)]  # (a colour no punk has: a neighbour's)
+
+    return reencode
+
+
+def _clear_reencoder(pixels: np.ndarray, grids, codec: Webp, palette: np.ndarray,
+                     reading: np.ndarray):  # fmt: skip
+    """`Fit.reencode` for a small transparent lossy WebP (`pixels` (h, w, 4) uint8): each punk
+    drawn with its transparency (no background to settle) the likely way that explains the
+    pixel `reading` (576,) best — or, `again`, the first punk — encoded as the file was
+    (`webp.Webp`), compared with it in mean levels."""
+    h, w = pixels.shape[:2]
+    target = pixels.astype(np.int16)
+    packed = _pack(palette)
+    order = np.argsort(packed)
+    ways = list(dict.fromkeys((f, by, bx) for _, filt, by, bx in _likely(grids)
+                              for f in [filt, *(f"area{m}" for m in AREA_SOURCES if filt == "area")]))  # fmt: skip
+    settled: list = []
+
+    def error(way, cells: np.ndarray) -> float:
+        f, by, bx = way
+        rgba = palette[cells].reshape(24, 24, 4).astype(np.int64)
+        drawn = _drawer(*_axes(h, w, by, bx, f, max(h, w)), "alpha", rgba)
+        return float(np.abs(codec(drawn(None)).astype(np.int16) - target).mean())
+
+    def reencode(punks: np.ndarray, again: bool = False, exact: bool = False,
+                 like: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+        at = np.searchsorted(packed[order], _pack(punks.reshape(-1, 576, 4)))
+        cells = order[at.clip(0, len(packed) - 1)]
+        if not settled or again:
+            first = cells[0] if again else reading
+            settled[:] = [min(ways, key=lambda way: error(way, first))]
+        return np.array([error(settled[0], c) for c in cells])
 
     return reencode
 
