@@ -1218,7 +1218,7 @@ def _normalize_pixels(rgba, has_alpha, fmt, notes, jpeg, palette, counts, name, 
                 reencode = _reencoder(rgba[..., :3], grids, d.bg, codecs, palette, name, idx,
                                       blockwise=fmt == "JPEG" and frame is None)  # fmt: skip
     if lossy and has_alpha and fmt == "WEBP" and "vp8" in jpeg and w * h <= REENCODE_PIXELS:
-        codec = answers.codec if answers is not None else Webp(jpeg["vp8"])
+        codec = answers.codec if answers is not None else Webp(jpeg["vp8"], rgba)
         reencode = _clear_reencoder(rgba, grids, codec, palette, idx)
     if not has_alpha:
         if counts is not None:  # colours that show alike on this background: the commonest
@@ -1525,7 +1525,8 @@ class _Answers:
         self.codec = None
         self.flat: list = []
         if fmt == "WEBP" and _encoder_known(fmt, jpeg, has_alpha):
-            self.codec, self.target = Webp(jpeg["vp8"]), self.pixels.astype(np.int16)
+            self.codec = Webp(jpeg["vp8"], self.pixels)
+            self.target = self.codec.target
         elif fmt == "JPEG":
             h, w = self.pixels.shape[:2]
             self.codec = _jpeg(jpeg)[0]

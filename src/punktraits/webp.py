@@ -113,37 +113,58 @@ def _decoded(data: bytes, mode: str) -> np.ndarray:
 
 class Webp:
     """img (h, w, 3) uint8, or (h, w, 4) with its transparency (coded apart, losslessly, as
-    Pillow does) -> the image encoded as the file `header` (`vp8_header`) was, then decoded. The quality is found on the first drawing whose encoding has the file's header at
-    some quality (`quality`) and kept; until one has, each drawing is bisected again (a few at
-    most: SEARCHES), and encoded at the quality nearest the file's base quantiser."""
+    Pillow does) -> the image encoded as the file `header` (`vp8_header`) was, then decoded.
+
+    The qualities are found on the first drawing whose encoding has the file's header at some
+    quality (`qualities`: two neighbouring ones may share a header and still encode apart, as
+    q69 and q70 do; and the drawing may be an accessory off, so the qualities either side are
+    kept too), and kept; until one has, each drawing is bisected again (a few at most:
+    SEARCHES), and encoded at the quality nearest the file's base quantiser. Of several
+    qualities, the one whose decoding comes closest to the file's pixels (`target`) is given;
+    once one gives them back exactly, it is the file's (`quality`, `exact`)."""
 
     SEARCHES = 4  # drawings bisected before the nearest quality is kept
 
-    def __init__(self, header: tuple):
+    def __init__(self, header: tuple, target: np.ndarray | None = None):
         self.header = header
-        self.quality: int | None = None  # found: a drawing encoded at it has the file's header
+        self.target = None if target is None else target.astype(np.int16)
+        self.qualities: list[int] = []  # a drawing encoded at these has the file's header
         self.nearest: int | None = None  # the best guess while none is found
+        self.exact = False  # a drawing gave the file back at `quality`
         self.searches = 0
         self.encodes = 0
 
+    @property
+    def quality(self) -> int | None:
+        return self.qualities[0] if self.qualities else None
+
     def __call__(self, img: np.ndarray) -> np.ndarray:
         mode = "RGBA" if img.shape[-1] == 4 else "RGB"
-        if self.quality is not None:
-            return _decoded(self._encode(img, self.quality), mode)
-        if self.searches >= self.SEARCHES and self.nearest is not None:
-            return _decoded(self._encode(img, self.nearest), mode)
-        self.searches += 1
-        q, data = self._bisect(img)
-        return _decoded(data, mode)
+        if not self.qualities:
+            if self.searches >= self.SEARCHES and self.nearest is not None:
+                return _decoded(self._encode(img, self.nearest), mode)
+            self.searches += 1
+            data = self._bisect(img)
+            if len(self.qualities) <= 1 or self.target is None:
+                return _decoded(data, mode)
+        if self.exact or len(self.qualities) == 1 or self.target is None:
+            return _decoded(self._encode(img, self.qualities[0]), mode)
+        outs = [_decoded(self._encode(img, q), mode) for q in self.qualities]
+        errs = [int(np.abs(o.astype(np.int16) - self.target).sum()) for o in outs]
+        k = int(np.argmin(errs))
+        if errs[k] == 0:  # the file's own quality: the others are dropped
+            self.qualities, self.exact = [self.qualities[k]], True
+        return outs[k]
 
     def _encode(self, img: np.ndarray, quality: int) -> bytes:
         self.encodes += 1
         return _encoded(np.ascontiguousarray(img), quality)
 
-    def _bisect(self, img: np.ndarray) -> tuple[int, bytes]:
+    def _bisect(self, img: np.ndarray) -> bytes:
         """The lowest quality whose base quantiser is at most the file's (the quantisers fall
-        as the quality rises), and its encoding of `img`; then the qualities above it with the
-        same base quantiser, for one with the file's whole header."""
+        as the quality rises); then the qualities from it with the same base quantiser whose
+        encoding of `img` has the file's whole header (`qualities`), or else the lowest is
+        `nearest`. Returns the lowest one's encoding."""
         want = self.header[-2]
         lo, hi = 0, 100
         tried: dict[int, bytes] = {}
@@ -156,11 +177,17 @@ class Webp:
                 hi = mid
         for q in range(lo, 101):
             data = tried.get(q) or self._encode(img, q)
+            tried[q] = data
             header = vp8_header(data)
             if header == self.header:
-                self.quality = q
-                return q, data
-            if header[-2] != want:
+                self.qualities.append(q)
+            elif header[-2] != want:
                 break
-        self.nearest = lo
-        return lo, tried.get(lo) or self._encode(img, lo)
+        if not self.qualities:
+            self.nearest = lo
+            return tried.get(lo) or self._encode(img, lo)
+        if self.target is not None:  # (a drawing an accessory off may share the header of a
+            # quality next to the file's: 8648 at 100 px q70, without its Mole, has q69's only)
+            first, last = self.qualities[0], self.qualities[-1]
+            self.qualities += [q for q in (first - 1, last + 1) if 0 <= q <= 100]
+        return tried[self.qualities[0]]
