@@ -130,3 +130,13 @@ def test_a_small_transparent_webp_is_weighed_by_its_own_encoder(model, punks):
     assert p.error is None, p.error
     assert (p.head, set(p.accessories)) == visible(punks, 6367)
     assert p.verified and p.check["image_fit"]["reencoded"] == 0.0, p.check
+
+
+def test_drawing_answers_back_leaves_the_search_its_time(model, punks):
+    """#219 at 100 px bilinear WebP q80: the answers drawn back (none gives the file back: the
+    network forgets her faint Rosy Cheeks) spent the whole soft second, so the search could not
+    re-encode and the cheeks were lost; bounded (WEBP_ANSWER_ENCODES), the search finds them."""
+    data = render(punks.images[219], 100, "bilinear", "WEBP", quality=80)
+    p = model.predict_batch([data])[0]
+    assert (p.head, set(p.accessories)) == visible(punks, 219)
+    assert p.verified and p.check["image_fit"]["reencoded"] == 0.0, p.check

@@ -958,6 +958,9 @@ WEBP_QUALITIES = (80, 75, 90, 85, 70, 95, 100)  # tried in this order: Pillow's 
 WEBP_SETTLE = 4  # times an answer's background is moved toward a WebP's (`_webp_background`)
 WEBP_NEAR = 2.0  # mean levels within which a WebP's answer, drawn, is near enough to try the
 # backgrounds a level around
+WEBP_ANSWER_ENCODES = 240  # a WebP's answers drawn back stop after this many encodings (~1.5
+# ms each at 100 px, up to three qualities a drawing): #219 at 100 px bilinear spent the whole
+# soft second there, and the search that reads it was left no time to re-encode
 SOFT_SECONDS = 1.0  # optional checks (re-encoding, redrawing) stop after this long
 MAX_SECONDS = 10.0  # an image taking longer is refused (none should come near this)
 
@@ -1546,6 +1549,8 @@ class _Answers:
         (each costs ~5 ms a way at 36 px, ~8 ms in all at 310 px)."""
         if err == 0 or self.clock.late() or self.calls >= ANSWERS[self.codec is not None]:
             return None
+        if isinstance(self.codec, Webp) and self._spent():
+            return None  # (the search, which needs the time left, reads it)
         if idx.tobytes() in self.seen:
             return None  # this reading's answer was tried
         self.seen.add(idx.tobytes())
@@ -1679,8 +1684,10 @@ class _Answers:
         black, white = draw(np.zeros(3, np.int64)), draw(np.full(3, 255, np.int64))
         bare = ((black == 0) & (white == 255)).all(-1)  # the background's pixels alone
         bg, tried = fitted, set()
+        codec = self.codec
         for _ in range(WEBP_SETTLE):
-            back = self.codec(draw(bg))
+            back = codec(draw(bg))
+            codec = self.codec.settled()  # (the quality that came closest, for this drawing)
             tried.add(tuple(bg.tolist()))
             if np.array_equal(back, self.pixels):
                 return bg
@@ -1696,10 +1703,18 @@ class _Answers:
             b = np.clip(bg + step, 0, 255)
             if tuple(b.tolist()) in tried or self.clock.late():
                 continue
+            if self._spent():
+                return None
             tried.add(tuple(b.tolist()))
-            if np.array_equal(self.codec(draw(b)), self.pixels):
+            if np.array_equal(codec(draw(b)), self.pixels):
                 return b
         return None
+
+    def _spent(self) -> bool:
+        """Whether a WebP's answers have had their share: WEBP_ANSWER_ENCODES encodings, or
+        half the soft time (the search after them re-encodes only while there is time left)."""
+        return (self.codec.encodes >= WEBP_ANSWER_ENCODES
+                or time.thread_time() - self.clock.start > SOFT_SECONDS / 2)  # fmt: skip
 
     def _tie_search(self, name: str, way: tuple, rgba: np.ndarray) -> str:
         """A Skia render's ties in a JPEG, one at a time: each tied column, then row, falls the

@@ -131,6 +131,7 @@ class Webp:
         self.qualities: list[int] = []  # a drawing encoded at these has the file's header
         self.nearest: int | None = None  # the best guess while none is found
         self.exact = False  # a drawing gave the file back at `quality`
+        self.last: int | None = None  # the quality the last drawing came closest at
         self.searches = 0
         self.encodes = 0
 
@@ -152,9 +153,27 @@ class Webp:
         outs = [_decoded(self._encode(img, q), mode) for q in self.qualities]
         errs = [int(np.abs(o.astype(np.int16) - self.target).sum()) for o in outs]
         k = int(np.argmin(errs))
+        self.last = self.qualities[k]
         if errs[k] == 0:  # the file's own quality: the others are dropped
             self.qualities, self.exact = [self.qualities[k]], True
         return outs[k]
+
+    def settled(self):
+        """This encoder at the one quality the last drawing came closest at (the same drawing
+        on another background, a level off, comes closest there too): one encoding a drawing
+        instead of one a quality. A drawing it gives the file back for makes that quality the
+        file's."""
+        if self.exact or self.last is None or len(self.qualities) < 2:
+            return self
+        q = self.last
+
+        def codec(img: np.ndarray) -> np.ndarray:
+            out = _decoded(self._encode(img, q), "RGBA" if img.shape[-1] == 4 else "RGB")
+            if self.target is not None and np.array_equal(out, self.target):
+                self.qualities, self.exact = [q], True
+            return out
+
+        return codec
 
     def _encode(self, img: np.ndarray, quality: int) -> bytes:
         self.encodes += 1
