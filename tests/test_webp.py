@@ -140,3 +140,19 @@ def test_drawing_answers_back_leaves_the_search_its_time(model, punks):
     p = model.predict_batch([data])[0]
     assert (p.head, set(p.accessories)) == visible(punks, 219)
     assert p.verified and p.check["image_fit"]["reencoded"] == 0.0, p.check
+
+
+def test_a_transparent_webps_answer_without_neighbours_is_not_proven_drawn_back(
+    model, punks, monkeypatch
+):
+    """The proof that no answer an edit away gives the file back needs those answers: with none
+    known (the network's memory of its answer lost), the drawing back proves nothing, and the
+    search reads the file."""
+    im = Image.fromarray(punks.images[275], "RGBA").resize((100, 100), Image.NEAREST)
+    data = encode(im, "WEBP", quality=80)
+    real = model._guess
+    monkeypatch.setattr(model, "_guess", lambda punk, near=None: real(punk) if near is None
+                        else np.zeros((0, 24, 24, 4), np.uint8))  # fmt: skip
+    p = model.predict_batch([data])[0]
+    assert not any(DRAWN in n for n in p.normalized["notes"]), p.normalized
+    assert (p.head, set(p.accessories)) == visible(punks, 275)
