@@ -1361,8 +1361,7 @@ def _reencoder(pixels: np.ndarray, grids, bg, codecs: list, palette: np.ndarray,
 
     def settle(cells: np.ndarray) -> tuple[_Drawing, Callable]:
         clock.start = time.thread_time()
-        filters = [(f, by, bx) for _, filt, by, bx in _likely(grids)
-                   for f in [filt, *(f"area{m}" for m in AREA_SOURCES if filt == "area")]]  # fmt: skip
+        filters = _filters(grids)
         tries = [(filt, by, bx, kind) for filt, by, bx in filters
                  for kind in _kinds(filt, ("after", "before"))]  # fmt: skip
         drawn = [drawing(*t, _fitted_background(pixels, t, palette[cells])) for t in tries]
@@ -1404,10 +1403,23 @@ def _reencoder(pixels: np.ndarray, grids, bg, codecs: list, palette: np.ndarray,
         return np.array([error(d, codec, c) for c in cells])
 
     def cells_of(punks: np.ndarray) -> np.ndarray:
-        at = np.searchsorted(packed[order], _pack(punks.reshape(-1, 576, 4)))
-        return order[at.clip(0, len(packed) - 1)]  # (a colour no punk has: a neighbour's)
+        return _palette_cells(packed, order, punks)
 
     return reencode
+
+
+def _filters(grids: list) -> list[tuple[str, int, int]]:
+    """(filter, border y, border x) of the likely drawings (`_likely`), an area average as each
+    of its sources."""
+    return [(f, by, bx) for _, filt, by, bx in _likely(grids)
+            for f in [filt, *(f"area{m}" for m in AREA_SOURCES if filt == "area")]]  # fmt: skip
+
+
+def _palette_cells(packed: np.ndarray, order: np.ndarray, punks: np.ndarray) -> np.ndarray:
+    """The palette indices (N, 576) of punks (N, 24, 24, 4) (`packed`: the palette `_pack`ed,
+    `order` its argsort); a colour no punk has reads as a neighbour's."""
+    at = np.searchsorted(packed[order], _pack(punks.reshape(-1, 576, 4)))
+    return order[at.clip(0, len(packed) - 1)]
 
 
 def _clear_reencoder(pixels: np.ndarray, grids, codec: Webp, palette: np.ndarray,
@@ -1420,8 +1432,7 @@ def _clear_reencoder(pixels: np.ndarray, grids, codec: Webp, palette: np.ndarray
     target = pixels.astype(np.int16)
     packed = _pack(palette)
     order = np.argsort(packed)
-    ways = list(dict.fromkeys((f, by, bx) for _, filt, by, bx in _likely(grids)
-                              for f in [filt, *(f"area{m}" for m in AREA_SOURCES if filt == "area")]))  # fmt: skip
+    ways = list(dict.fromkeys(_filters(grids)))
     settled: list = []
 
     def error(way, cells: np.ndarray) -> float:
@@ -1432,8 +1443,7 @@ def _clear_reencoder(pixels: np.ndarray, grids, codec: Webp, palette: np.ndarray
 
     def reencode(punks: np.ndarray, again: bool = False, exact: bool = False,
                  like: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
-        at = np.searchsorted(packed[order], _pack(punks.reshape(-1, 576, 4)))
-        cells = order[at.clip(0, len(packed) - 1)]
+        cells = _palette_cells(packed, order, punks)
         if not settled or again:
             first = cells[0] if again else reading
             settled[:] = [min(ways, key=lambda way: error(way, first))]
@@ -1705,9 +1715,9 @@ class _Answers:
             return None
         for step in LEVEL_STEPS[np.abs(LEVEL_STEPS).sum(1).argsort()][1:]:
             b = np.clip(bg + step, 0, 255)
-            if tuple(b.tolist()) in tried or self.clock.late():
+            if tuple(b.tolist()) in tried:
                 continue
-            if self._spent():
+            if self.clock.late() or self._spent():
                 return None
             tried.add(tuple(b.tolist()))
             if np.array_equal(codec(draw(b)), self.pixels):
