@@ -956,11 +956,15 @@ MAX_ENCODES = 200  # and re-encodings
 WEBP_QUALITIES = (80, 75, 90, 85, 70, 95, 100)  # tried in this order: Pillow's default first
 # (a WebP whose frame header cannot be read)
 WEBP_SETTLE = 4  # times an answer's background is moved toward a WebP's (`_webp_background`)
-WEBP_NEAR = 2.0  # mean levels within which a WebP's answer, drawn, is near enough to try the
-# backgrounds a level around
+WEBP_NEAR = 3.0  # mean levels within which a WebP's answer, drawn, is near enough to try the
+# backgrounds a level around (at 36 px q70 the truth a level off the file's blue is 0.2-2.9;
+# an answer an edit away 0.9 up, 3.1 at the tenth percentile)
+WEBP_AROUND = 3  # drawings (the nearest first) whose backgrounds a level around are tried
 WEBP_ANSWER_ENCODES = 240  # a WebP's answers drawn back stop after this many encodings (~1.5
 # ms each at 100 px, up to three qualities a drawing): #219 at 100 px bilinear spent the whole
 # soft second there, and the search that reads it was left no time to re-encode
+AROUND_ENCODES = WEBP_ANSWER_ENCODES + WEBP_AROUND * 27 * 3  # (the answers may have spent
+# theirs; 27 backgrounds at up to 3 qualities each)
 SOFT_SECONDS = 1.0  # optional checks (re-encoding, redrawing) stop after this long
 MAX_SECONDS = 10.0  # an image taking longer is refused (none should come near this)
 
@@ -1535,6 +1539,10 @@ class _Answers:
         self.order = np.argsort(self.packed)
         self.seen: set = set()
         self.calls = 0
+        self.near: list = []  # an opaque WebP's drawings that came near the file, and how:
+        # (mean levels off, cells, (filter, border y, border x, kind), background)
+        self.drawing = None  # the cells `_drawn` draws
+        self.arounds = 0  # of `near`, searched a level around (`_around`)
         self.walked = False  # (the answers around the network's were walked)
         self.codec = None
         self.flat: list = []
@@ -1551,6 +1559,14 @@ class _Answers:
             self.flat = [np.asarray(b, np.int64) for b in _flat_colours(corners, self.codec, jpeg)]
 
     def check(self, idx: np.ndarray, d: _Drawing, err: float):
+        """`_check`; then, for an opaque WebP none of whose drawings gave it back, the nearest
+        of them a level around (`_around`)."""
+        found = self._check(idx, d, err)
+        if found is None and self.near and not self.clock.late():
+            found = self._around()
+        return found
+
+    def _check(self, idx: np.ndarray, d: _Drawing, err: float):
         """The answer for reading `idx` (`err`: its squared error drawn `d`'s way; 0: drawn
         exactly, nothing to check) and a way of drawing it that gives the image back:
         (cells (576,), filter, border y, border x, kind, background or None), or None. `d`'s
@@ -1627,6 +1643,7 @@ class _Answers:
         self.seen.add(("answer", cells.tobytes()))
         self.calls += 1
         rgba = self.palette[cells].reshape(24, 24, 4).astype(np.int64)
+        self.drawing = cells  # (`_webp_background` keeps its near ways)
         for way in ways:
             names = [way[0]]
             if way[0] == "skia":
@@ -1691,13 +1708,14 @@ class _Answers:
         """The background on which `rgba` drawn `how` (filter, borders, kind), encoded as the
         WebP was, gives every pixel of it back, or None. WebP moves a flat colour by a few
         levels (its colour conversion and quantisers): the least-squares background is moved by
-        what the encoded drawing's bare background misses of the file's, until nothing, and
-        then a level in each channel around it is tried; a drawing that stays far is not the
-        image's."""
+        what the encoded drawing's bare background misses of the file's, until nothing. When
+        that does not give the file back, the nearest background it reached is kept in
+        `self.near` (within WEBP_NEAR mean levels: a drawing that stays far is not the
+        image's) for `_webp_around`."""
         fitted = _fitted_background(self.pixels, how, rgba.reshape(576, 4))
         black, white = draw(np.zeros(3, np.int64)), draw(np.full(3, 255, np.int64))
         bare = ((black == 0) & (white == 255)).all(-1)  # the background's pixels alone
-        bg, tried = fitted, set()
+        bg, tried, best = fitted, set(), None
         codec = self.codec
         for _ in range(WEBP_SETTLE):
             back = codec(draw(bg))
@@ -1705,29 +1723,55 @@ class _Answers:
             tried.add(tuple(bg.tolist()))
             if np.array_equal(back, self.pixels):
                 return bg
-            if not bare.any():
+            off = float(np.abs(back.astype(np.int16) - self.target).mean())
+            if best is None or off < best[0]:
+                best = (off, bg)
+            if not bare.any() or self.clock.late():
                 break
             move = np.rint((self.target[bare] - back[bare]).mean(0)).astype(np.int64)
             if not move.any() or tuple(np.clip(bg + move, 0, 255).tolist()) in tried:
                 break
             bg = np.clip(bg + move, 0, 255)
-        if np.abs(back.astype(np.int16) - self.target).mean() > WEBP_NEAR:
-            return None
-        for step in LEVEL_STEPS[np.abs(LEVEL_STEPS).sum(1).argsort()][1:]:
-            b = np.clip(bg + step, 0, 255)
-            if tuple(b.tolist()) in tried:
-                continue
-            if self.clock.late() or self._spent():
+        if best[0] <= WEBP_NEAR:
+            self.near.append((best[0], self.drawing, how, best[1]))
+        return None
+
+    def _around(self):
+        """(cells, filter, border y, border x, kind, background) of the nearest drawings no
+        move gave the WebP back for (`near`, of every answer tried: the truth's is often the
+        nearest, drawn after a wrong one), each a level around (`_webp_around`): WEBP_AROUND
+        of them at most; or None."""
+        self.near.sort(key=lambda n: n[0])
+        while self.near and self.arounds < WEBP_AROUND and not self._spent(AROUND_ENCODES):
+            _, cells, how, bg = self.near.pop(0)
+            self.arounds += 1
+            rgba = self.palette[cells].reshape(24, 24, 4).astype(np.int64)
+            bg = self._webp_around(how, rgba, bg)
+            if bg is not None:
+                return (cells, *how, bg)
+        return None
+
+    def _webp_around(self, how: tuple, rgba: np.ndarray, bg: np.ndarray) -> np.ndarray | None:
+        """The background a level around `bg` (in each channel) on which `rgba` drawn `how`,
+        encoded as the WebP was, gives it back, or None. Each is encoded at every quality left
+        (the one closest on a background a level off may be a neighbour's: #275 at 36 px
+        bilinear q83 came closest at q82 on its blue a level off)."""
+        h, w = self.pixels.shape[:2]
+        f, by, bx, kind = how
+        draw = _drawer(*_axes(h, w, by, bx, f, max(h, w)), kind, rgba)
+        for step in LEVEL_STEPS[np.abs(LEVEL_STEPS).sum(1).argsort()]:
+            if self.clock.late() or self._spent(AROUND_ENCODES):
                 return None
-            tried.add(tuple(b.tolist()))
-            if np.array_equal(codec(draw(b)), self.pixels):
+            b = np.clip(bg + step, 0, 255)
+            if np.array_equal(self.codec(draw(b)), self.pixels):
                 return b
         return None
 
-    def _spent(self) -> bool:
-        """Whether a WebP's answers have had their share: WEBP_ANSWER_ENCODES encodings, or
-        half the soft time (the search after them re-encodes only while there is time left)."""
-        return (self.codec.encodes >= WEBP_ANSWER_ENCODES
+    def _spent(self, encodes: int = WEBP_ANSWER_ENCODES) -> bool:
+        """Whether a WebP's answers have had their share: `encodes` encodings (the searches a
+        level around have their own, AROUND_ENCODES more), or half the soft time (the search
+        after them re-encodes only while there is time left)."""
+        return (self.codec.encodes >= encodes
                 or time.thread_time() - self.clock.start > SOFT_SECONDS / 2)  # fmt: skip
 
     def _tie_search(self, name: str, way: tuple, rgba: np.ndarray) -> str:

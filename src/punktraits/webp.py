@@ -119,7 +119,7 @@ class Webp:
     quality (`qualities`: two neighbouring ones may share a header and still encode apart, as
     q69 and q70 do; and the drawing may be an accessory off, so the qualities either side are
     kept too), and kept; until one has, each drawing is bisected again (a few at most:
-    SEARCHES), and encoded at the quality nearest the file's base quantiser. Of several
+    SEARCHES), and then searched among the few qualities around the nearest guess. Of several
     qualities, the one whose decoding comes closest to the file's pixels (`target`) is given;
     once one gives them back exactly, it is the file's (`quality`, `exact`)."""
 
@@ -143,9 +143,10 @@ class Webp:
         mode = "RGBA" if img.shape[-1] == 4 else "RGB"
         if not self.qualities:
             if self.searches >= self.SEARCHES and self.nearest is not None:
-                return _decoded(self._encode(img, self.nearest), mode)
-            self.searches += 1
-            data = self._bisect(img)
+                data = self._bisect(img, self.nearest)  # (a few qualities around the guess)
+            else:
+                self.searches += 1
+                data = self._bisect(img)
             if len(self.qualities) <= 1 or self.target is None:
                 return _decoded(data, mode)
         if self.exact or len(self.qualities) == 1 or self.target is None:
@@ -179,13 +180,14 @@ class Webp:
         self.encodes += 1
         return _encoded(np.ascontiguousarray(img), quality)
 
-    def _bisect(self, img: np.ndarray) -> bytes:
+    def _bisect(self, img: np.ndarray, near: int | None = None) -> bytes:
         """The lowest quality whose base quantiser is at most the file's (the quantisers fall
-        as the quality rises); then the qualities from it with the same base quantiser whose
-        encoding of `img` has the file's whole header (`qualities`), or else the lowest is
-        `nearest`. Returns the lowest one's encoding."""
+        as the quality rises; `near`: among the few around that guess, ~3 encodings instead of
+        ~7); then the qualities from it with the same base quantiser whose encoding of `img`
+        has the file's whole header (`qualities`), or else the lowest is `nearest`. Returns the
+        lowest one's encoding."""
         want = self.header[-2]
-        lo, hi = 0, 100
+        lo, hi = (0, 100) if near is None else (max(0, near - 2), min(100, near + 3))
         tried: dict[int, bytes] = {}
         while lo < hi:
             mid = (lo + hi) // 2
@@ -205,8 +207,13 @@ class Webp:
         if not self.qualities:
             self.nearest = lo
             return tried.get(lo) or self._encode(img, lo)
-        if self.target is not None:  # (a drawing an accessory off may share the header of a
-            # quality next to the file's: 8648 at 100 px q70, without its Mole, has q69's only)
+        self._either_side()
+        return tried[self.qualities[0]]
+
+    def _either_side(self):
+        """The qualities either side of those found, kept too when there is a file to compare
+        with (a drawing an accessory off may share the header of a quality next to the
+        file's: 8648 at 100 px q70, without its Mole, has q69's only)."""
+        if self.target is not None:
             first, last = self.qualities[0], self.qualities[-1]
             self.qualities += [q for q in (first - 1, last + 1) if 0 <= q <= 100]
-        return tried[self.qualities[0]]
