@@ -959,12 +959,16 @@ WEBP_SETTLE = 4  # times an answer's background is moved toward a WebP's (`_webp
 WEBP_NEAR = 3.0  # mean levels within which a WebP's answer, drawn, is near enough to try the
 # backgrounds a level around (at 36 px q70 the truth a level off the file's blue is 0.2-2.9;
 # an answer an edit away 0.9 up, 3.1 at the tenth percentile)
-WEBP_AROUND = 3  # drawings (the nearest first) whose backgrounds a level around are tried
+WEBP_AROUND = 6  # drawings (the nearest first) whose backgrounds a level around are tried
+WEBP_CLOSE = 1.5  # mean levels within which a way is searched a level around at once
+AROUND_NOW = 2  # an answer's ways searched so at once, at most (the rest after every answer)
 WEBP_ANSWER_ENCODES = 240  # a WebP's answers drawn back stop after this many encodings (~1.5
 # ms each at 100 px, up to three qualities a drawing): #219 at 100 px bilinear spent the whole
 # soft second there, and the search that reads it was left no time to re-encode
-AROUND_ENCODES = WEBP_ANSWER_ENCODES + WEBP_AROUND * 27 * 3  # (the answers may have spent
-# theirs; 27 backgrounds at up to 3 qualities each)
+DRAWN_BACK = 2  # answers the verifier settles on again that an opaque WebP draws back (each
+# ~0.1 s at 36 px, ~1 s at 100 px when none gives it back: the verifier settles on up to 4)
+AROUND_ENCODES = WEBP_ANSWER_ENCODES + WEBP_AROUND * 41  # (the answers may have spent theirs;
+# 27 backgrounds, 7 of them at up to 3 qualities)
 SOFT_SECONDS = 1.0  # optional checks (re-encoding, redrawing) stop after this long
 MAX_SECONDS = 10.0  # an image taking longer is refused (none should come near this)
 
@@ -1223,8 +1227,10 @@ def _normalize_pixels(rgba, has_alpha, fmt, notes, jpeg, palette, counts, name, 
             if fmt == "WEBP" and not codec and w * h <= REENCODE_WEBP_PIXELS:
                 codecs += [_webp_at(q) for q in WEBP_QUALITIES]
             if codecs:
+                webp = answers if answers is not None and isinstance(answers.codec, Webp) else None
                 reencode = _reencoder(rgba[..., :3], grids, d.bg, codecs, palette, name, idx,
-                                      blockwise=fmt == "JPEG" and frame is None)  # fmt: skip
+                                      blockwise=fmt == "JPEG" and frame is None,
+                                      answers=webp, seen=d)  # fmt: skip
     if lossy and has_alpha and fmt == "WEBP" and "vp8" in jpeg and w * h <= REENCODE_PIXELS:
         codec = answers.codec if answers is not None else Webp(jpeg["vp8"], rgba)
         reencode = _clear_reencoder(rgba, grids, codec, palette, idx)
@@ -1326,8 +1332,8 @@ LEVEL_STEPS = np.stack(np.meshgrid(*[[-1, 0, 1]] * 3, indexing="ij"), -1).reshap
 
 
 def _reencoder(pixels: np.ndarray, grids, bg, codecs: list, palette: np.ndarray, name: str,
-               reading: np.ndarray, given: tuple | None = None,
-               blockwise: bool = False):  # fmt: skip
+               reading: np.ndarray, given: tuple | None = None, blockwise: bool = False,
+               answers: _Answers | None = None, seen: _Drawing | None = None):  # fmt: skip
     """`Fit.reencode` for a small lossy image (`pixels` (h, w, 3) uint8): each punk drawn the
     way the image was drawn, every pixel, through its encoder (one of `codecs`: a WebP does not
     say its quality), compared with it. The encoder is deterministic, so the punk the file was
@@ -1339,7 +1345,11 @@ def _reencoder(pixels: np.ndarray, grids, bg, codecs: list, palette: np.ndarray,
     (`again`: the caller's best answer). `given`: (drawing, codec) known to give the file back
     (`_Answers`), used until asked again. With `exact`, only whether each punk gives the file
     back matters (0 or not): with `blockwise` (the codecs are a whole file's JPEG encoder) and
-    `like` (a punk (24, 24, 4) that gives it back), many are told in one encoding."""
+    `like` (a punk (24, 24, 4) that gives it back), many are told in one encoding. `answers`
+    (an opaque WebP's, with its frame header): a punk settled on again is first drawn back
+    with the file's own encoder (`_Answers.draw_back`; `seen`: the reading's drawing, whose
+    way is tried first), as the network's answers were: the least-squares descent below
+    stops a level or two off, where WebP's encoding jumps."""
     h, w = pixels.shape[:2]
     pixels = np.ascontiguousarray(pixels)
     packed = _pack(palette)
@@ -1363,8 +1373,13 @@ def _reencoder(pixels: np.ndarray, grids, bg, codecs: list, palette: np.ndarray,
 
     clock = _Clock(name)  # (restarted when called: the image may wait in a batch)
 
-    def settle(cells: np.ndarray) -> tuple[_Drawing, Callable]:
+    def settle(cells: np.ndarray, again: bool = False) -> tuple[_Drawing, Callable]:
         clock.start = time.thread_time()
+        if again and answers is not None:
+            found = answers.draw_back(cells, seen, clock)
+            if found is not None:
+                _, f, by, bx, kind, colour = found
+                return drawing(f, by, bx, kind, colour), answers.codec
         filters = _filters(grids)
         tries = [(filt, by, bx, kind) for filt, by, bx in filters
                  for kind in _kinds(filt, ("after", "before"))]  # fmt: skip
@@ -1400,7 +1415,7 @@ def _reencoder(pixels: np.ndarray, grids, bg, codecs: list, palette: np.ndarray,
                  like: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
         cells = cells_of(punks)
         if not settled or again:  # (again: settled on this first punk instead)
-            settled[:] = [settle(cells[0] if again else reading)]
+            settled[:] = [settle(cells[0], True) if again else settle(reading)]
         d, codec = settled[0]
         if exact and blockwise and like is not None:
             return given_back(d, codec, cells, cells_of(like)[0])
@@ -1542,7 +1557,10 @@ class _Answers:
         self.near: list = []  # an opaque WebP's drawings that came near the file, and how:
         # (mean levels off, cells, (filter, border y, border x, kind), background)
         self.drawing = None  # the cells `_drawn` draws
+        self.now = 0  # of its ways, searched a level around at once (`_webp_background`)
         self.arounds = 0  # of `near`, searched a level around (`_around`)
+        self.spent_from = 0  # the codec's encodings when this share began (`_spent`)
+        self.drawn_back = 0  # answers the re-encoder asked to draw back (`draw_back`)
         self.walked = False  # (the answers around the network's were walked)
         self.codec = None
         self.flat: list = []
@@ -1582,12 +1600,7 @@ class _Answers:
             return None  # this reading's answer was tried
         self.seen.add(idx.tobytes())
         h, w = self.pixels.shape[:2]
-        ways = [(d.filt, d.ay.border, d.ax.border, d.kind, d.bg)]
-        for _, filt, by, bx in _likely(self.grids):
-            kinds = ["alpha"] if self.has_alpha else _kinds(filt)
-            ways += [(f, by, bx, k, d.bg) for k in kinds
-                     for f in [filt, *(f"area{m}" for m in AREA_SOURCES if filt == "area")]]  # fmt: skip
-        ways = list({w[:4]: w for w in ways}.values())
+        ways = self._ways(d)
         start = None  # the network's first answer: (its drawing, cells, squared error)
         for punk in self.guess(self.palette[idx].reshape(24, 24, 4)):
             cells = self._cells(punk)
@@ -1629,6 +1642,29 @@ class _Answers:
             return None
         return self._drawn(cells, ways)
 
+    def _ways(self, d: _Drawing) -> list:
+        """The likely ways to draw an answer, `d`'s first: (filter, border y, border x, kind,
+        background as seen)."""
+        ways = [(d.filt, d.ay.border, d.ax.border, d.kind, d.bg)]
+        for _, filt, by, bx in _likely(self.grids):
+            kinds = ["alpha"] if self.has_alpha else _kinds(filt)
+            ways += [(f, by, bx, k, d.bg) for k in kinds
+                     for f in [filt, *(f"area{m}" for m in AREA_SOURCES if filt == "area")]]  # fmt: skip
+        return list({w[:4]: w for w in ways}.values())
+
+    def draw_back(self, cells: np.ndarray, d: _Drawing, clock: _Clock):
+        """(cells, filter, border y, border x, kind, background) when the answer `cells`, drawn
+        one of the likely ways (`d`'s first) and encoded as the opaque WebP was, gives it back
+        (`_drawn`, then a level around the nearest ways: `_around`), or None. For the answer
+        the search's reading led to, which the network did not give for a rough reading: on
+        `clock`'s time and a share of encodings of its own (the image's may be spent)."""
+        if ("answer", cells.tobytes()) in self.seen or self.drawn_back >= DRAWN_BACK:
+            return None  # (drawn every way already; or the verifier's next answers)
+        self.drawn_back += 1
+        self.clock, self.spent_from = clock, self.codec.encodes
+        self.near, self.arounds = [], 0
+        return self._drawn(cells, self._ways(d)) or self._around()
+
     def _cells(self, punk: np.ndarray) -> np.ndarray | None:
         """The palette indices (576,) of a drawing (24, 24, 4), or None for a colour the
         collection does not have."""
@@ -1643,7 +1679,7 @@ class _Answers:
         self.seen.add(("answer", cells.tobytes()))
         self.calls += 1
         rgba = self.palette[cells].reshape(24, 24, 4).astype(np.int64)
-        self.drawing = cells  # (`_webp_background` keeps its near ways)
+        self.drawing, self.now = cells, 0  # (`_webp_background` keeps its near ways)
         for way in ways:
             names = [way[0]]
             if way[0] == "skia":
@@ -1733,15 +1769,23 @@ class _Answers:
                 break
             bg = np.clip(bg + move, 0, 255)
         if best[0] <= WEBP_NEAR:
-            self.near.append((best[0], self.drawing, how, best[1]))
+            near = (best[0], self.drawing, how, best[1])
+            self.near.append(near)
+            if best[0] <= WEBP_CLOSE and self.now < AROUND_NOW:  # (now: later the image may
+                self.now += 1  # be late, #6307 at 100 px bilinear q80)
+                found = self._around(near)
+                return None if found is None else found[-1]
         return None
 
-    def _around(self):
+    def _around(self, first: tuple | None = None):
         """(cells, filter, border y, border x, kind, background) of the nearest drawings no
         move gave the WebP back for (`near`, of every answer tried: the truth's is often the
-        nearest, drawn after a wrong one), each a level around (`_webp_around`): WEBP_AROUND
-        of them at most; or None."""
+        nearest, drawn after a wrong one; `first`: one of them, alone), each a level around
+        (`_webp_around`): WEBP_AROUND of them an image at most; or None."""
         self.near.sort(key=lambda n: n[0])
+        if first is not None:
+            self.near.remove(first)
+            self.near.insert(0, first)
         while self.near and self.arounds < WEBP_AROUND and not self._spent(AROUND_ENCODES):
             _, cells, how, bg = self.near.pop(0)
             self.arounds += 1
@@ -1749,29 +1793,35 @@ class _Answers:
             bg = self._webp_around(how, rgba, bg)
             if bg is not None:
                 return (cells, *how, bg)
+            if first is not None:
+                break
         return None
 
     def _webp_around(self, how: tuple, rgba: np.ndarray, bg: np.ndarray) -> np.ndarray | None:
         """The background a level around `bg` (in each channel) on which `rgba` drawn `how`,
-        encoded as the WebP was, gives it back, or None. Each is encoded at every quality left
-        (the one closest on a background a level off may be a neighbour's: #275 at 36 px
-        bilinear q83 came closest at q82 on its blue a level off)."""
+        encoded as the WebP was, gives it back, or None; the nearest first. Within a level of
+        one channel at every quality left (the one closest on a background a level off may be
+        a neighbour's: #275 at 36 px bilinear q83 came closest at q82 on its blue a level off),
+        beyond it at the first (one with the file's header): 41 encodings, not 81."""
         h, w = self.pixels.shape[:2]
         f, by, bx, kind = how
         draw = _drawer(*_axes(h, w, by, bx, f, max(h, w)), kind, rgba)
         for step in LEVEL_STEPS[np.abs(LEVEL_STEPS).sum(1).argsort()]:
-            if self.clock.late() or self._spent(AROUND_ENCODES):
-                return None
             b = np.clip(bg + step, 0, 255)
-            if np.array_equal(self.codec(draw(b)), self.pixels):
-                return b
+            qualities = self.codec.qualities or [None]
+            for q in qualities if np.abs(step).sum() <= 1 else qualities[:1]:
+                if self.clock.late() or self._spent(AROUND_ENCODES):
+                    return None
+                codec = self.codec if q is None else self.codec.at(q)
+                if np.array_equal(codec(draw(b)), self.pixels):
+                    return b
         return None
 
     def _spent(self, encodes: int = WEBP_ANSWER_ENCODES) -> bool:
         """Whether a WebP's answers have had their share: `encodes` encodings (the searches a
         level around have their own, AROUND_ENCODES more), or half the soft time (the search
         after them re-encodes only while there is time left)."""
-        return (self.codec.encodes >= encodes
+        return (self.codec.encodes - self.spent_from >= encodes
                 or time.thread_time() - self.clock.start > SOFT_SECONDS / 2)  # fmt: skip
 
     def _tie_search(self, name: str, way: tuple, rgba: np.ndarray) -> str:

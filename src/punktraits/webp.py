@@ -166,7 +166,11 @@ class Webp:
         file's."""
         if self.exact or self.last is None or len(self.qualities) < 2:
             return self
-        q = self.last
+        return self.at(self.last)
+
+    def at(self, q: int):
+        """This encoder at quality `q` alone; one that gives the file back makes it the
+        file's."""
 
         def codec(img: np.ndarray) -> np.ndarray:
             out = _decoded(self._encode(img, q), "RGBA" if img.shape[-1] == 4 else "RGB")
@@ -204,9 +208,9 @@ class Webp:
                 self.qualities.append(q)
             elif header[-2] != want:
                 break
-        if not self.qualities:
-            self.nearest = lo
-            return tried.get(lo) or self._encode(img, lo)
+        if not self.qualities:  # (around a guess: it stays, it does not drift with drawings)
+            self.nearest = lo if near is None else near
+            return tried.get(self.nearest) or self._encode(img, self.nearest)
         self._either_side()
         return tried[self.qualities[0]]
 
