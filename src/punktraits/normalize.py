@@ -1784,8 +1784,7 @@ class _Answers:
         (`_webp_around`): WEBP_AROUND of them an image at most; or None."""
         self.near.sort(key=lambda n: n[0])
         if first is not None:
-            self.near.remove(first)
-            self.near.insert(0, first)
+            self.near = [first] + [n for n in self.near if n is not first]
         while self.near and self.arounds < WEBP_AROUND and not self._spent(AROUND_ENCODES):
             _, cells, how, bg = self.near.pop(0)
             self.arounds += 1

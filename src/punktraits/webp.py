@@ -211,13 +211,8 @@ class Webp:
         if not self.qualities:  # (around a guess: it stays, it does not drift with drawings)
             self.nearest = lo if near is None else near
             return tried.get(self.nearest) or self._encode(img, self.nearest)
-        self._either_side()
-        return tried[self.qualities[0]]
-
-    def _either_side(self):
-        """The qualities either side of those found, kept too when there is a file to compare
-        with (a drawing an accessory off may share the header of a quality next to the
-        file's: 8648 at 100 px q70, without its Mole, has q69's only)."""
-        if self.target is not None:
+        if self.target is not None:  # (a drawing an accessory off may share the header of a
+            # quality next to the file's: 8648 at 100 px q70, without its Mole, has q69's only)
             first, last = self.qualities[0], self.qualities[-1]
             self.qualities += [q for q in (first - 1, last + 1) if 0 <= q <= 100]
+        return tried[self.qualities[0]]
