@@ -206,7 +206,11 @@ def test_a_white_background_is_read_with_a_note(punks, palette):
 
 
 @pytest.mark.parametrize("filt", [f for f in FILTERS if f != "area"])
-def test_each_filter_is_read_exactly_and_named(punks, palette, filt):
+def test_each_filter_is_read_exactly_and_named(punks, palette, filt, monkeypatch):
+    # what is read, not how fast (benchmarks/renders.py measures that): punk 7 at 77 px lanczos
+    # polishes for 0.5 s of its thread's time on an idle machine, and on the 2 cores shared with
+    # another job its thread time ran past the soft second (9 values left off, 2026-11-27)
+    monkeypatch.setattr(N, "SOFT_SECONDS", 4.0)
     for i, size, bg in [(0, 53, BLUE), (2890, 130, None), (8348, 100, BLUE), (7, 77, None)]:
         out, info = read(encode(render(punks.images[i], size, bg, FILTERS[filt][0])), palette)
         np.testing.assert_array_equal(out, punks.images[i], err_msg=f"{filt} {size} punk {i}")
