@@ -1442,20 +1442,22 @@ def _palette_cells(packed: np.ndarray, order: np.ndarray, punks: np.ndarray) -> 
 
 
 def _clear_reencoder(pixels: np.ndarray, grids, codec: Webp, palette: np.ndarray,
-                     reading: np.ndarray):  # fmt: skip
+                     reading: np.ndarray, way: tuple | None = None):  # fmt: skip
     """`Fit.reencode` for a small transparent lossy WebP (`pixels` (h, w, 4) uint8): each punk
     drawn with its transparency (no background to settle) the likely way that explains the
     pixel `reading` (576,) best — or, `again`, the first punk — encoded as the file was
-    (`webp.Webp`), compared with it in mean levels."""
+    (`webp.Webp`), compared with it in mean levels. `way` (filter, border y, border x): the way
+    the `reading`, an answer drawn back, gave the file back (`_Answers.reading`), used until
+    asked again."""
     h, w = pixels.shape[:2]
     target = pixels.astype(np.int16)
     packed = _pack(palette)
     order = np.argsort(packed)
     ways = list(dict.fromkeys(_filters(grids)))
-    settled: list = []
+    settled: list = [way] if way is not None else []
 
-    def error(way, cells: np.ndarray) -> float:
-        f, by, bx = way
+    def error(how, cells: np.ndarray) -> float:
+        f, by, bx = how
         rgba = palette[cells].reshape(24, 24, 4).astype(np.int64)
         drawn = _drawer(*_axes(h, w, by, bx, f, max(h, w)), "alpha", rgba)
         return float(np.abs(codec(drawn(None)).astype(np.int16) - target).mean())
@@ -1465,7 +1467,7 @@ def _clear_reencoder(pixels: np.ndarray, grids, codec: Webp, palette: np.ndarray
         cells = _palette_cells(packed, order, punks)
         if not settled or again:
             first = cells[0] if again else reading
-            settled[:] = [min(ways, key=lambda way: error(way, first))]
+            settled[:] = [min(ways, key=lambda how: error(how, first))]
         return np.array([error(settled[0], c) for c in cells])
 
     return reencode
@@ -1695,31 +1697,8 @@ class _Answers:
                         continue  # (drawn already)
                 found = self._given_back(f, *way[1:], rgba)
                 if found is not None:
-                    if self.has_alpha and self._tied(found, rgba):
-                        return None  # (no background to settle: proven here, or searched)
                     return (cells, *found)
         return None
-
-    def _tied(self, way: tuple, rgba: np.ndarray) -> bool:
-        """Whether an answer one edit away from `rgba` (the network's neighbours), drawn `way`,
-        gives a transparent lossy file back too: then the file cannot tell them apart. (An
-        opaque one's answer is proven so by `verify.prove`, through `Fit.reencode`.)"""
-        h, w = self.pixels.shape[:2]
-        f, by, bx, kind, _ = way
-        axes = _axes(h, w, by, bx, f, max(h, w))
-        mine = rgba.astype(np.uint8)
-        near = self.guess(None, near=mine)
-        if not len(near):
-            return True  # (no neighbours known: nothing proven)
-        for punk in near:
-            if self.clock.late():
-                return True  # (not proven in time: not a proof)
-            if np.array_equal(punk, mine):
-                continue  # (an accessory more that nothing of shows: the same drawing)
-            other = _drawer(*axes, kind, punk.astype(np.int64))(None)
-            if np.array_equal(self.codec(other), self.pixels):
-                return True
-        return False
 
     def _given_back(self, f: str, by: int, bx: int, kind: str, seen_bg, rgba: np.ndarray):
         """(filter, border y, border x, kind, background) when `rgba` drawn so, on one of the
@@ -1895,8 +1874,11 @@ class _Answers:
         ay, ax = _axes(h, w, by, bx, f, SAMPLES)  # (the same samples as d's)
         d = _Drawing(d.y, ay, ax, self.palette, kind, bg, self.clock)  # what Fit weighs
         reencode = None
-        if self.codec is not None and not self.has_alpha and w * h <= REENCODE_PIXELS:
-            # (what `verify.prove` asks; a transparent WebP was proven by `_tied`)
+        if isinstance(self.codec, Webp) and self.has_alpha and w * h <= REENCODE_PIXELS:
+            # (what `verify.prove` asks: the answers an edit away re-encoded, drawn this way)
+            reencode = _clear_reencoder(self.pixels, self.grids, self.codec, self.palette, cells,
+                                        way=(f, by, bx))  # fmt: skip
+        elif self.codec is not None and not self.has_alpha and w * h <= REENCODE_PIXELS:
             full = _Drawing(self.pixels, *_axes(h, w, by, bx, f, max(h, w)), self.palette,
                             kind, d.bg, self.clock)  # fmt: skip
             reencode = _reencoder(self.pixels, self.grids, d.bg, [self.codec], self.palette,
