@@ -1207,8 +1207,8 @@ def _normalize_pixels(rgba, has_alpha, fmt, notes, jpeg, palette, counts, name, 
         y = rgba[..., :3].astype(np.float64)
         kinds = _kinds(d.filt, ("after", "before"))
         fulls = [_Drawing(y, ay, ax, palette, k, d.bg, clock) for k in kinds]
-        known = answers.codec if answers is not None and isinstance(answers.codec, Webp) else None
-        known = known if known is not None and known.quality is not None else None
+        webp = answers if answers is not None and isinstance(answers.codec, Webp) else None
+        known = webp.codec if webp is not None and webp.codec.quality is not None else None
         codec = _jpeg(jpeg, frame) if fmt == "JPEG" else _webp(fulls[0], idx, known)
         if codec is not None and not clock.late():  # (the re-encoder below keeps its own time:
             # a late image is still weighed by whole answers re-encoded, #219 at 100 px WebP)
@@ -1227,7 +1227,6 @@ def _normalize_pixels(rgba, has_alpha, fmt, notes, jpeg, palette, counts, name, 
             if fmt == "WEBP" and not codec and w * h <= REENCODE_WEBP_PIXELS:
                 codecs += [_webp_at(q) for q in WEBP_QUALITIES]
             if codecs:
-                webp = answers if answers is not None and isinstance(answers.codec, Webp) else None
                 reencode = _reencoder(rgba[..., :3], grids, d.bg, codecs, palette, name, idx,
                                       blockwise=fmt == "JPEG" and frame is None,
                                       answers=webp, seen=d)  # fmt: skip
@@ -1670,10 +1669,8 @@ class _Answers:
     def _cells(self, punk: np.ndarray) -> np.ndarray | None:
         """The palette indices (576,) of a drawing (24, 24, 4), or None for a colour the
         collection does not have."""
-        packed = _pack(punk.reshape(576, 4))
-        at = np.searchsorted(self.packed[self.order], packed)
-        cells = self.order[at.clip(0, len(self.packed) - 1)]
-        return cells if (self.packed[cells] == packed).all() else None
+        cells = _palette_cells(self.packed, self.order, punk)[0]
+        return cells if (self.palette[cells] == punk.reshape(576, 4)).all() else None
 
     def _drawn(self, cells: np.ndarray, ways: list):
         """(cells, filter, border y, border x, kind, background) for the first way (`check`) in
