@@ -196,3 +196,15 @@ def test_the_answer_the_search_led_to_is_drawn_back_too(model, punks, i):
     p = model.predict_batch([render(punks.images[i], 36, "bilinear", "WEBP", quality=70)])[0]
     assert (p.head, set(p.accessories)) == visible(punks, i)
     assert p.verified and p.check["image_fit"]["reencoded"] == 0.0, p.check
+
+
+@pytest.mark.parametrize("i, filt, quality", [(2195, "bilinear", 80), (8674, "nearest", 70)])
+def test_an_answer_an_edit_from_the_verifiers_is_drawn_back(model, punks, i, filt, quality):
+    """36 px WebP: the verifier settles on the truth with a Mole the noise made, which does not
+    give the file back; the truth itself was never drawn (neither the network nor the walk gave
+    it). The answers an edit from the verifier's are now encoded once each on its background
+    and the closest drawn back (`_Answers._edit_back`): the truth gives every pixel back."""
+    p = model.predict_batch([render(punks.images[i], 36, filt, "WEBP", quality=quality)])[0]
+    assert (p.head, set(p.accessories)) == visible(punks, i)
+    assert "Mole" not in p.accessories
+    assert p.verified and p.check["image_fit"]["reencoded"] == 0.0, p.check

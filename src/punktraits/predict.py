@@ -184,17 +184,13 @@ class Predictor:
         uint8 (none when a pixel of it is unknown). The normaliser keeps it when, drawn the way
         the image was, it gives the image back. `near`: a drawing this gave before; then the
         answers one edit away from it, drawn (the normaliser walks to the one whose drawing
-        explains the image best when the network's does not give it back)."""
+        explains the image best when the network's does not give it back; or one the verifier
+        drew, whose answer is read from it: `_drawn_answer`)."""
         if near is not None:
-            answer = self._guessed.get(near.tobytes())
+            answer = self._guessed.get(near.tobytes()) or self._drawn_answer(near)
             answers = [] if answer is None else self.verifier._neighbours(*answer, list(HEADS))
         else:
-            prob, head_prob = self.run.predict(punk[None])
-            pred = self.run.decide(prob)[0]
-            probs = {n: float(prob[0, j]) for j, n in enumerate(self.traits)}
-            hp = None if head_prob is None else dict(zip(self.run.heads, head_prob[0]))
-            acc = [n for j, n in enumerate(self.traits) if pred[j] and n not in TYPES]
-            likely, acc = _drawn_first(probs, acc, hp)
+            likely, acc = self._read(punk)
             answers = [self.verifier._start(likely[0], acc)]
         if not answers:
             return np.zeros((0, 24, 24, 4), np.uint8)
@@ -205,6 +201,23 @@ class Predictor:
         for answer, image in zip(itertools.compress(answers, drawn), images[drawn]):
             self._guessed[image.tobytes()] = answer
         return images[drawn]
+
+    def _drawn_answer(self, punk: np.ndarray) -> tuple[str, tuple[str, ...]] | None:
+        """The answer whose drawing is exactly `punk` (24, 24, 4), a clean drawing (the network
+        reads one right; the verifier proves it), or None."""
+        likely, acc = self._read(punk)
+        c = self.verifier.check(punk, likely[0], acc, likely)
+        return (c.head, tuple(c.accessories)) if c.verified else None
+
+    def _read(self, punk: np.ndarray) -> tuple[list[str], list[str]]:
+        """The network's answer for one punk (24, 24, 4), as it is drawn first (`_drawn_first`):
+        the likeliest heads and the accessories."""
+        prob, head_prob = self.run.predict(punk[None])
+        pred = self.run.decide(prob)[0]
+        probs = {n: float(prob[0, j]) for j, n in enumerate(self.traits)}
+        hp = None if head_prob is None else dict(zip(self.run.heads, head_prob[0]))
+        acc = [n for j, n in enumerate(self.traits) if pred[j] and n not in TYPES]
+        return _drawn_first(probs, acc, hp)
 
     def _exact(self, rgba: np.ndarray, has_alpha: bool, fmt: str, jpeg: dict):
         if fmt == "JPEG":
