@@ -2171,7 +2171,7 @@ def _webp_at(q: int):
     def codec(img: np.ndarray) -> np.ndarray:
         buf = io.BytesIO()
         Image.fromarray(img, "RGB").save(buf, format="WEBP", quality=q)
-        return np.asarray(Image.open(buf).convert("RGB"))
+        return np.asarray(Image.open(buf, formats=["WEBP"]).convert("RGB"))
 
     return codec
 

@@ -108,7 +108,9 @@ def _encoded(img: np.ndarray, quality: int) -> bytes:
 
 
 def _decoded(data: bytes, mode: str) -> np.ndarray:
-    return np.asarray(Image.open(io.BytesIO(data)).convert(mode))
+    """`data` (a WebP we encoded) decoded; named as one, Pillow does not try its other
+    formats' openers first (~0.05 ms of ~0.13 at 36 px)."""
+    return np.asarray(Image.open(io.BytesIO(data), formats=["WEBP"]).convert(mode))
 
 
 class Webp:
