@@ -1532,7 +1532,11 @@ ANSWERS = (3, 2)  # different answers `_Answers` draws back (of the rough readin
 # a third found 1 more of 20 at 310 px lanczos PNG, where the search takes ~300 ms)
 
 
-NEARBY = 3  # edits walked from the network's answer (`_Answers.check`)
+NEARBY = 10  # edits walked from the network's answer at most (`_Answers.check`; the walk
+# stops where no edit comes closer: 3 cut walks from a Zombie to a Female with her hair and
+# lipstick short, #103 at 36 px nearest WebP q80)
+WALKS = 2  # readings whose network answers are walked from (the rough one's and the descended
+# one's: the second is often closer; 36 px bilinear JPEG q85 verified 97.5 -> 100%)
 
 
 PLAUSIBLE = 3.0  # an answer drawn back is tried only when its drawing's squared error (the
@@ -1567,7 +1571,7 @@ class _Answers:
         self.spent_from = 0  # the codec's encodings when this share began (`_spent`)
         self.drawn_back = 0  # answers the re-encoder asked to draw back (`draw_back`)
         self.closest = None  # of `near`, the nearest since `draw_back` began (`_edit_back`)
-        self.walked = False  # (the answers around the network's were walked)
+        self.walks = 0  # readings whose answers were walked from (WALKS)
         self.codec = None
         self.flat: list = []
         if fmt == "WEBP" and _encoder_known(fmt, jpeg, has_alpha):
@@ -1621,7 +1625,7 @@ class _Answers:
             found = self._drawn(cells, ways)
             if found is not None:
                 return found
-        if start is None or self.walked or self.codec is None or self.clock.late():
+        if start is None or self.walks >= WALKS or self.codec is None or self.clock.late():
             return None  # (a lossless file's search is quick: 10-40 ms)
         if h * w > REENCODE_PIXELS:
             return None  # (a large JPEG's search is quicker than the walk: 310 px 138 -> 173 ms)
@@ -1629,7 +1633,7 @@ class _Answers:
         # the image best, while that comes closer (NEARBY times at most; the network's answer
         # for a rough reading of a small or smoothed render is often an accessory or the head
         # off), and that one drawn every way
-        self.walked = True
+        self.walks += 1
         punk, cells, e = start
         for _ in range(NEARBY):
             near = [
