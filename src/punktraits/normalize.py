@@ -968,7 +968,8 @@ WEBP_ANSWER_ENCODES = 240  # a WebP's answers drawn back stop after this many en
 DRAWN_BACK = 2  # answers the verifier settles on again that an opaque WebP draws back (each
 # ~0.1 s at 36 px, ~1 s at 100 px when none gives it back: the verifier settles on up to 4)
 EDITS_BACK = 2  # answers an edit away from the verifier's, the closest, drawn back when it is
-# not (36 px seed-2 sample: the truth came first of ~65 for 3 of 4 misses)
+# not (36 px seed-2 sample: 2 of its 4 misses, #2195 bilinear q80 and #8674 nearest q70, so
+# drawn back; #8674 bilinear q70's truth came 5th, #6778's truth was the verifier's own)
 EDITS_RERANK = 8  # of them, the closest encoded again at each quality the file may have
 AROUND_ENCODES = WEBP_ANSWER_ENCODES + WEBP_AROUND * 41  # (the answers may have spent theirs;
 # 27 backgrounds, 7 of them at up to 3 qualities)
