@@ -1333,6 +1333,10 @@ def _cuts(n: int, change: np.ndarray, total: float) -> np.ndarray | None:
 
 LEVEL_STEPS = np.stack(np.meshgrid(*[[-1, 0, 1]] * 3, indexing="ij"), -1).reshape(-1, 3)  # a
 # colour's moves of at most a level in each channel (27, 3), the move 0 included
+TWO_LEVELS = np.stack(np.meshgrid(*[range(-2, 3)] * 3, indexing="ij"), -1).reshape(-1, 3)
+TWO_LEVELS = TWO_LEVELS[np.abs(TWO_LEVELS).max(1) == 2]  # the moves of two levels in some
+# channel (98, 3): where a WebP's flat background decodes alike over a few levels, the moves
+# of `_webp_background` can stop two levels off (4 of 40 at 36 px bilinear q70)
 
 
 def _reencoder(pixels: np.ndarray, grids, bg, codecs: list, palette: np.ndarray, name: str,
@@ -1570,8 +1574,9 @@ class _Answers:
         self.now = 0  # of its ways, searched a level around at once (`_webp_background`)
         self.arounds = 0  # of `near`, searched a level around (`_around`)
         self.spent_from = 0  # the codec's encodings when this share began (`_spent`)
-        self.drawn_back = 0  # answers the re-encoder asked to draw back (`draw_back`)
-        self.closest = None  # of `near`, the nearest since `draw_back` began (`_edit_back`)
+        self.drawn_back: set = set()  # answers the re-encoder asked to draw back (`draw_back`)
+        self.closest: dict = {}  # (answer's cells as bytes, compositing order) -> of its
+        # entries of `near`, the nearest (`draw_back`)
         self.walks = 0  # readings whose answers were walked from (WALKS)
         self.codec = None
         self.flat: list = []
@@ -1668,15 +1673,36 @@ class _Answers:
         one of the likely ways (`d`'s first) and encoded as the opaque WebP was, gives it back
         (`_drawn`, then a level around the nearest ways: `_around`), or None. For the answer
         the search's reading led to, which the network did not give for a rough reading: on
-        `clock`'s time and a share of encodings of its own (the image's may be spent)."""
-        if ("answer", cells.tobytes()) in self.seen or self.drawn_back >= DRAWN_BACK:
-            return None  # (drawn every way already; or the verifier's next answers)
-        self.drawn_back += 1
+        `clock`'s time and a share of encodings of its own (the image's may be spent). An
+        answer drawn every way already (the network's, or walked to) is not drawn again; then,
+        as for one drawn now, its nearest ways are searched two levels around (`_two_levels`)
+        and the answers an edit from it drawn back (`_edit_back`)."""
+        key = cells.tobytes()
+        if key in self.drawn_back or len(self.drawn_back) >= DRAWN_BACK:
+            return None  # (the verifier's next answers)
+        self.drawn_back.add(key)
         self.clock, self.spent_from = clock, self.codec.encodes
         self.near, self.arounds = [], 0
-        self.closest = None
-        found = self._drawn(cells, self._ways(d)) or self._around()
-        return found or self._edit_back(self.closest, self._ways(d))
+        found = None
+        if ("answer", key) not in self.seen:
+            found = self._drawn(cells, self._ways(d)) or self._around()
+        mine = [n for (c, _), n in self.closest.items() if c == key]
+        found = found or self._two_levels(mine)
+        nearest = min(mine, key=lambda n: n[0], default=None)
+        return found or self._edit_back(nearest, self._ways(d))
+
+    def _two_levels(self, ways: list):
+        """(cells, filter, border y, border x, kind, background) when an answer drawn on one
+        of `ways` (entries of `closest`: its nearest way of each compositing order) gives the
+        WebP back on a background two levels off in some channel (at the first quality, the
+        nearest first), or None: its own share of encodings (98 a way)."""
+        for _, cells, how, bg in sorted(ways, key=lambda n: n[0]):
+            self.spent_from = self.codec.encodes
+            rgba = self.palette[cells].reshape(24, 24, 4).astype(np.int64)
+            bg = self._webp_around(how, rgba, bg, TWO_LEVELS)
+            if bg is not None:
+                return (cells, *how, bg)
+        return None
 
     def _edit_back(self, nearest: tuple | None, ways: list):
         """(cells, filter, border y, border x, kind, background) when one of the answers an
@@ -1804,8 +1830,9 @@ class _Answers:
         if best[0] <= WEBP_NEAR:
             near = (best[0], self.drawing, how, best[1])
             self.near.append(near)
-            if self.closest is None or near[0] < self.closest[0]:
-                self.closest = near
+            key = (self.drawing.tobytes(), how[3])
+            if key not in self.closest or near[0] < self.closest[key][0]:
+                self.closest[key] = near
             if best[0] <= WEBP_CLOSE and self.now < AROUND_NOW:  # (now: later the image may
                 self.now += 1  # be late, #6307 at 100 px bilinear q80)
                 found = self._around(near)
@@ -1831,16 +1858,18 @@ class _Answers:
                 break
         return None
 
-    def _webp_around(self, how: tuple, rgba: np.ndarray, bg: np.ndarray) -> np.ndarray | None:
+    def _webp_around(self, how: tuple, rgba: np.ndarray, bg: np.ndarray,
+                     steps: np.ndarray = LEVEL_STEPS) -> np.ndarray | None:  # fmt: skip
         """The background a level around `bg` (in each channel) on which `rgba` drawn `how`,
         encoded as the WebP was, gives it back, or None; the nearest first. Within a level of
         one channel at every quality left (the one closest on a background a level off may be
         a neighbour's: #275 at 36 px bilinear q83 came closest at q82 on its blue a level off),
-        beyond it at the first (one with the file's header): 41 encodings, not 81."""
+        beyond it at the first (one with the file's header): 41 encodings, not 81. `steps`: the
+        moves tried (TWO_LEVELS: the shell two levels around, 98 encodings)."""
         h, w = self.pixels.shape[:2]
         f, by, bx, kind = how
         draw = _drawer(*_axes(h, w, by, bx, f, max(h, w)), kind, rgba)
-        for step in LEVEL_STEPS[np.abs(LEVEL_STEPS).sum(1).argsort()]:
+        for step in steps[np.abs(steps).sum(1).argsort()]:
             b = np.clip(bg + step, 0, 255)
             qualities = self.codec.qualities or [None]
             for q in qualities if np.abs(step).sum() <= 1 else qualities[:1]:
