@@ -1337,6 +1337,8 @@ TWO_LEVELS = np.stack(np.meshgrid(*[range(-2, 3)] * 3, indexing="ij"), -1).resha
 TWO_LEVELS = TWO_LEVELS[np.abs(TWO_LEVELS).max(1) == 2]  # the moves of two levels in some
 # channel (98, 3): where a WebP's flat background decodes alike over a few levels, the moves
 # of `_webp_background` can stop two levels off (4 of 40 at 36 px bilinear q70)
+TWO_LEVELS_PIXELS = 64 * 64  # in images at most this large (100 px WebP q80: nothing found,
+# area 386 -> 532 ms: 98 encodings a way at ~1.5 ms)
 
 
 def _reencoder(pixels: np.ndarray, grids, bg, codecs: list, palette: np.ndarray, name: str,
@@ -1687,7 +1689,8 @@ class _Answers:
         if ("answer", key) not in self.seen:
             found = self._drawn(cells, self._ways(d)) or self._around()
         mine = [n for (c, _), n in self.closest.items() if c == key]
-        found = found or self._two_levels(mine)
+        if self.pixels.shape[0] * self.pixels.shape[1] <= TWO_LEVELS_PIXELS:
+            found = found or self._two_levels(mine)
         nearest = min(mine, key=lambda n: n[0], default=None)
         return found or self._edit_back(nearest, self._ways(d))
 
