@@ -1685,14 +1685,14 @@ class _Answers:
         self.drawn_back.add(key)
         self.clock, self.spent_from = clock, self.codec.encodes
         self.near, self.arounds = [], 0
-        found = None
+        found, ways = None, self._ways(d)
         if ("answer", key) not in self.seen:
-            found = self._drawn(cells, self._ways(d)) or self._around()
+            found = self._drawn(cells, ways) or self._around()
         mine = [n for (c, _), n in self.closest.items() if c == key]
         if self.pixels.shape[0] * self.pixels.shape[1] <= TWO_LEVELS_PIXELS:
             found = found or self._two_levels(mine)
         nearest = min(mine, key=lambda n: n[0], default=None)
-        return found or self._edit_back(nearest, self._ways(d))
+        return found or self._edit_back(nearest, ways)
 
     def _two_levels(self, ways: list):
         """(cells, filter, border y, border x, kind, background) when an answer drawn on one
@@ -1701,7 +1701,7 @@ class _Answers:
         nearest first), or None: its own share of encodings (98 a way)."""
         for _, cells, how, bg in sorted(ways, key=lambda n: n[0]):
             self.spent_from = self.codec.encodes
-            rgba = self.palette[cells].reshape(24, 24, 4).astype(np.int64)
+            rgba = self._rgba(cells)
             bg = self._webp_around(how, rgba, bg, TWO_LEVELS)
             if bg is not None:
                 return (cells, *how, bg)
@@ -1726,7 +1726,7 @@ class _Answers:
         axes = _axes(h, w, *how[1:3], how[0], max(h, w))
 
         def off_by(codec, other: np.ndarray) -> float:
-            rgba = self.palette[other].reshape(24, 24, 4).astype(np.int64)
+            rgba = self._rgba(other)
             back = codec(_drawer(*axes, how[3], rgba)(bg))
             return float(np.abs(back.astype(np.int16) - self.target).mean())
 
@@ -1752,6 +1752,11 @@ class _Answers:
                 return found
         return None
 
+    def _rgba(self, cells: np.ndarray) -> np.ndarray:
+        """The punk drawn by palette indices `cells` (576,), as `_drawer` takes it: (24, 24, 4)
+        int64."""
+        return self.palette[cells].reshape(24, 24, 4).astype(np.int64)
+
     def _cells(self, punk: np.ndarray) -> np.ndarray | None:
         """The palette indices (576,) of a drawing (24, 24, 4), or None for a colour the
         collection does not have."""
@@ -1763,7 +1768,7 @@ class _Answers:
         which the answer `cells` gives the image back, or None."""
         self.seen.add(("answer", cells.tobytes()))
         self.calls += 1
-        rgba = self.palette[cells].reshape(24, 24, 4).astype(np.int64)
+        rgba = self._rgba(cells)
         self.drawing, self.now = cells, 0  # (`_webp_background` keeps its near ways)
         for way in ways:
             names = [way[0]]
@@ -1853,7 +1858,7 @@ class _Answers:
         while self.near and self.arounds < WEBP_AROUND and not self._spent(AROUND_ENCODES):
             _, cells, how, bg = self.near.pop(0)
             self.arounds += 1
-            rgba = self.palette[cells].reshape(24, 24, 4).astype(np.int64)
+            rgba = self._rgba(cells)
             bg = self._webp_around(how, rgba, bg)
             if bg is not None:
                 return (cells, *how, bg)
