@@ -25,10 +25,10 @@ def model():
     return load_model()
 
 
-def drawn(punk: np.ndarray, size: int, filt: str) -> np.ndarray:
+def drawn(punk: np.ndarray, size: int, filt: str, bg: tuple = BLUE) -> np.ndarray:
     """What the tests' renders encode: the punk resized, on the site blue (h, w, 3) uint8."""
     im = Image.fromarray(punk, "RGBA").resize((size, size), FILTERS[filt][0])
-    canvas = Image.new("RGBA", im.size, BLUE + (255,))
+    canvas = Image.new("RGBA", im.size, bg + (255,))
     canvas.alpha_composite(im)
     return np.asarray(canvas.convert("RGB"))
 
@@ -173,6 +173,38 @@ def test_the_quality_is_found_after_drawings_that_could_not_find_it(punks):
         assert codec.quality is None and codec.nearest != 70, codec.nearest
         np.testing.assert_array_equal(codec(img), decoded(data))
         assert codec.exact and codec.quality == 70
+
+
+def test_without_the_files_header_the_closest_quality_of_its_quantiser_is_given(punks):
+    """#7628 at 36 px nearest q70: its own drawing on a background two levels off (where the
+    searches of the background stop) has no quality with the file's header; q69 and q70 share
+    its base quantiser and the lowest, q69, was given: 1.8 levels off the file, the drawing on
+    the right background too. Of those qualities the one that comes closest is given now."""
+    truth = drawn(punks.images[7628], 36, "nearest")
+    data = encode(Image.fromarray(truth), "WEBP", quality=70)
+    codec = Webp(vp8_header(data), decoded(data))
+    off = drawn(punks.images[7628], 36, "nearest", (0x64, 0x85, 0x98))
+    for _ in range(Webp.SEARCHES + 1):
+        out = codec(off)
+    assert codec.quality is None and codec.nearest == 69, (codec.qualities, codec.nearest)
+    assert codec.last == 70
+    np.testing.assert_array_equal(out, decoded(encode(Image.fromarray(off), "WEBP", quality=70)))
+    np.testing.assert_array_equal(codec.at(70)(truth), decoded(data))
+
+
+@pytest.mark.parametrize("i", [7628, 8016, 343])
+def test_the_answers_drawn_nearest_are_searched_two_levels_around_too(model, punks, i):
+    """36 px nearest q70: the verifier settles on the truth with an accessory the noise made
+    (#7628 Buck Teeth, #8016 Rosy Cheeks, #343 Silver Chain), which does not give the file back;
+    the truth itself, drawn by the network or the walk, came as near or nearer, but on a
+    background two levels from its own. The answers drawn nearest besides the verifier's are
+    searched two levels around too (`_Answers._nearest_others`), at the qualities the file may
+    have (`Webp.candidates`: #7628 was refused as not a punk, no drawing having the file's
+    header and the quality guessed q69, a level below the file's)."""
+    p = model.predict_batch([render(punks.images[i], 36, "nearest", "WEBP", quality=70)])[0]
+    assert p.error is None, p.error
+    assert (p.head, set(p.accessories)) == visible(punks, i)
+    assert p.verified, p.check
 
 
 def test_a_q70_webps_background_is_searched_a_level_around_the_nearest_drawing(model, punks):

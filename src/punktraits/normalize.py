@@ -1337,6 +1337,7 @@ TWO_LEVELS = np.stack(np.meshgrid(*[range(-2, 3)] * 3, indexing="ij"), -1).resha
 TWO_LEVELS = TWO_LEVELS[np.abs(TWO_LEVELS).max(1) == 2]  # the moves of two levels in some
 # channel (98, 3): where a WebP's flat background decodes alike over a few levels, the moves
 # of `_webp_background` can stop two levels off (4 of 40 at 36 px bilinear q70)
+TWO_LEVELS_OTHERS = 2  # the answers drawn nearest, besides the verifier's, searched so too
 TWO_LEVELS_PIXELS = 64 * 64  # in images at most this large (100 px WebP q80: nothing found,
 # area 386 -> 532 ms: 98 encodings a way at ~1.5 ms)
 
@@ -1580,6 +1581,7 @@ class _Answers:
         self.closest: dict = {}  # (answer's cells as bytes, compositing order) -> of its
         # entries of `near`, the nearest (`draw_back`)
         self.walks = 0  # readings whose answers were walked from (WALKS)
+        self.two_levelled: set = set()  # answers searched two levels around (`draw_back`)
         self.codec = None
         self.flat: list = []
         if fmt == "WEBP" and _encoder_known(fmt, jpeg, has_alpha):
@@ -1677,8 +1679,9 @@ class _Answers:
         the search's reading led to, which the network did not give for a rough reading: on
         `clock`'s time and a share of encodings of its own (the image's may be spent). An
         answer drawn every way already (the network's, or walked to) is not drawn again; then,
-        as for one drawn now, its nearest ways are searched two levels around (`_two_levels`)
-        and the answers an edit from it drawn back (`_edit_back`)."""
+        as for one drawn now, its nearest ways are searched two levels around (`_two_levels`),
+        the answers an edit from it drawn back (`_edit_back`), and then the nearest ways of the
+        answers drawn nearest besides it searched two levels around (`_nearest_others`)."""
         key = cells.tobytes()
         if key in self.drawn_back or len(self.drawn_back) >= DRAWN_BACK:
             return None  # (the verifier's next answers)
@@ -1689,16 +1692,34 @@ class _Answers:
         if ("answer", key) not in self.seen:
             found = self._drawn(cells, ways) or self._around()
         mine = [n for (c, _), n in self.closest.items() if c == key]
-        if self.pixels.shape[0] * self.pixels.shape[1] <= TWO_LEVELS_PIXELS:
-            found = found or self._two_levels(mine)
+        small = self.pixels.shape[0] * self.pixels.shape[1] <= TWO_LEVELS_PIXELS
+        if small:
+            found = found or self._two_levels([key])
         nearest = min(mine, key=lambda n: n[0], default=None)
-        return found or self._edit_back(nearest, ways)
+        found = found or self._edit_back(nearest, ways)
+        if small:  # (after the edits: the answers drawn nearest may be the wrong ones)
+            found = found or self._two_levels(self._nearest_others(key))
+        return found
 
-    def _two_levels(self, ways: list):
-        """(cells, filter, border y, border x, kind, background) when an answer drawn on one
-        of `ways` (entries of `closest`: its nearest way of each compositing order) gives the
-        WebP back on a background two levels off in some channel (at the first quality, the
-        nearest first), or None: its own share of encodings (98 a way)."""
+    def _nearest_others(self, own: bytes) -> list[bytes]:
+        """The TWO_LEVELS_OTHERS answers other than `own` (cells as bytes) whose drawings came
+        nearest the WebP (`closest`), the nearest first. The verifier may settle on an answer
+        an accessory off (the noise's: #7628 Buck Teeth, #8016 Rosy Cheeks at 36 px nearest
+        q70) that does not give the file back, while the truth, drawn by the network or the
+        walk, came as near or nearer on a background two levels from its own: it is searched
+        two levels around as well."""
+        others = sorted((n[0], c) for (c, _), n in self.closest.items() if c != own)
+        return list(dict.fromkeys(c for _, c in others))[:TWO_LEVELS_OTHERS]
+
+    def _two_levels(self, answers: list[bytes]):
+        """(cells, filter, border y, border x, kind, background) when one of `answers` (cells
+        as bytes) drawn on one of its nearest ways (`closest`: of each compositing order) gives
+        the WebP back on a background two levels off in some channel (at the quality it came
+        closest at, the nearest first), or None; each answer once an image, with its own share
+        of encodings (98 a way)."""
+        answers = [a for a in answers if a not in self.two_levelled]
+        self.two_levelled.update(answers)
+        ways = [n for (c, _), n in self.closest.items() if c in answers]
         for _, cells, how, bg in sorted(ways, key=lambda n: n[0]):
             self.spent_from = self.codec.encodes
             rgba = self._rgba(cells)
@@ -1877,16 +1898,33 @@ class _Answers:
         h, w = self.pixels.shape[:2]
         f, by, bx, kind = how
         draw = _drawer(*_axes(h, w, by, bx, f, max(h, w)), kind, rgba)
+        far = None  # the quality the moves beyond a level of one channel are encoded at
         for step in steps[np.abs(steps).sum(1).argsort()]:
             b = np.clip(bg + step, 0, 255)
-            qualities = self.codec.qualities or [None]
-            for q in qualities if np.abs(step).sum() <= 1 else qualities[:1]:
+            qualities = self.codec.candidates or [None]
+            if np.abs(step).sum() > 1:
+                far = far or self._closest_qualities(draw(bg))
+                qualities = far
+            for q in qualities:
                 if self.clock.late() or self._spent(AROUND_ENCODES):
                     return None
                 codec = self.codec if q is None else self.codec.at(q)
                 if np.array_equal(codec(draw(b)), self.pixels):
                     return b
         return None
+
+    def _closest_qualities(self, img: np.ndarray) -> list:
+        """Of the qualities the WebP may have, those at which `img` encoded comes closest to
+        it (all of them, when several tie; [None] when none is known): the drawing on its
+        background as found, a few levels off, is closest at the file's own (#343 at 36 px
+        nearest q70: of q68-q70, the truth gave the file back two levels off at q70 alone,
+        and came closest at q69 and q70 alike on the background found)."""
+        qualities = self.codec.candidates
+        if len(qualities) < 2:
+            return qualities[:1] or [None]
+        offs = [int(np.abs(self.codec.at(q)(img).astype(np.int16) - self.target).sum())
+                for q in qualities]  # fmt: skip
+        return [q for q, e in zip(qualities, offs) if e == min(offs)]
 
     def _spent(self, encodes: int = WEBP_ANSWER_ENCODES) -> bool:
         """Whether a WebP's answers have had their share: `encodes` encodings (the searches a

@@ -161,6 +161,16 @@ class Webp:
             self.qualities, self.exact = [self.qualities[k]], True
         return outs[k]
 
+    @property
+    def candidates(self) -> list[int]:
+        """The qualities the file may have: `qualities`, or while no drawing has had its
+        header, those around the `nearest` guess (a picture's base quantiser depends on it:
+        the file's quality may share it with its neighbours, or not), nearest first."""
+        if self.qualities or self.nearest is None:
+            return self.qualities
+        near = (self.nearest, self.nearest + 1, self.nearest - 1, self.nearest + 2)
+        return [q for q in near if 0 <= q <= 100]
+
     def settled(self):
         """This encoder at the one quality the last drawing came closest at (the same drawing
         on another background, a level off, comes closest there too): one encoding a drawing
@@ -185,6 +195,21 @@ class Webp:
     def _encode(self, img: np.ndarray, quality: int) -> bytes:
         self.encodes += 1
         return _encoded(np.ascontiguousarray(img), quality)
+
+    def _closest(self, tried: dict[int, bytes], want: int) -> bytes | None:
+        """Of the encodings `tried` whose base quantiser is the file's, the one whose decoding
+        comes closest to the file (`last`: its quality): no drawing has had the file's whole
+        header yet (all a few levels off, the background), and of the qualities that share
+        its base quantiser the lowest may not be the file's (#4978 at 36 px nearest: q69 and
+        q70 share it; the truth, on a background two levels off, comes 2.3 levels from the
+        q70 file at q70 and beyond WEBP_NEAR at q69). None without `target`."""
+        same = [q for q, data in tried.items() if vp8_header(data)[-2] == want]
+        if self.target is None or len(same) < 2:
+            return None
+        mode = "RGBA" if self.target.shape[-1] == 4 else "RGB"
+        outs = {q: _decoded(tried[q], mode) for q in same}
+        self.last = min(same, key=lambda q: int(np.abs(outs[q] - self.target).sum()))
+        return tried[self.last]
 
     def _bisect(self, img: np.ndarray, near: int | None = None) -> bytes:
         """The lowest quality whose base quantiser is at most the file's (the quantisers fall
@@ -212,7 +237,7 @@ class Webp:
                 break
         if not self.qualities:  # (around a guess: it stays, it does not drift with drawings)
             self.nearest = lo if near is None else near
-            return tried.get(self.nearest) or self._encode(img, self.nearest)
+            return self._closest(tried, want) or self._encode(img, self.nearest)
         if self.target is not None:  # (a drawing an accessory off may share the header of a
             # quality next to the file's: 8648 at 100 px q70, without its Mole, has q69's only)
             first, last = self.qualities[0], self.qualities[-1]
