@@ -1581,7 +1581,7 @@ class _Answers:
         self.closest: dict = {}  # (answer's cells as bytes, compositing order) -> of its
         # entries of `near`, the nearest (`draw_back`)
         self.walks = 0  # readings whose answers were walked from (WALKS)
-        self.two_levelled: set = set()  # answers searched two levels around (`draw_back`)
+        self.two_levelled: set = set()  # (answer, way) searched two levels around (`_two_levels`)
         self.codec = None
         self.flat: list = []
         if fmt == "WEBP" and _encoder_known(fmt, jpeg, has_alpha):
@@ -1715,17 +1715,18 @@ class _Answers:
         """(cells, filter, border y, border x, kind, background) when one of `answers` (cells
         as bytes) drawn on one of its nearest ways (`closest`: of each compositing order) gives
         the WebP back on a background two levels off in some channel (at the quality it came
-        closest at, the nearest first), or None; each answer once an image, with its own share
-        of encodings (98 a way)."""
-        answers = [a for a in answers if a not in self.two_levelled]
-        self.two_levelled.update(answers)
-        ways = [n for (c, _), n in self.closest.items() if c in answers]
+        closest at, the nearest first), or None; with its own share of encodings (98 a way), each
+        way once an image unless cut short."""
+        ways = [n for (c, _), n in self.closest.items()
+                if c in answers and (c, n[2]) not in self.two_levelled]  # fmt: skip
         for _, cells, how, bg in sorted(ways, key=lambda n: n[0]):
             self.spent_from = self.codec.encodes
-            rgba = self._rgba(cells)
-            bg = self._webp_around(how, rgba, bg, TWO_LEVELS)
-            if bg is not None:
-                return (cells, *how, bg)
+            found = self._webp_around(how, self._rgba(cells), bg, TWO_LEVELS)
+            if found is not None:
+                return (cells, *how, found)
+            if self.clock.late() or self._spent(AROUND_ENCODES):
+                return None  # (cut short: searched again when the verifier asks for it)
+            self.two_levelled.add((cells.tobytes(), how))
         return None
 
     def _edit_back(self, nearest: tuple | None, ways: list):
@@ -1901,7 +1902,7 @@ class _Answers:
         far = None  # the quality the moves beyond a level of one channel are encoded at
         for step in steps[np.abs(steps).sum(1).argsort()]:
             b = np.clip(bg + step, 0, 255)
-            qualities = self.codec.candidates or [None]
+            qualities = self.codec.qualities or [None]  # (unknown: each encoding searches)
             if np.abs(step).sum() > 1:
                 far = far or self._closest_qualities(draw(bg))
                 qualities = far

@@ -123,7 +123,8 @@ class Webp:
     kept too), and kept; until one has, each drawing is bisected again (a few at most:
     SEARCHES), and then searched among the few qualities around the nearest guess. Of several
     qualities, the one whose decoding comes closest to the file's pixels (`target`) is given;
-    once one gives them back exactly, it is the file's (`quality`, `exact`)."""
+    once a drawing gives them back exactly, with the header, the qualities at which it does are
+    the file's (`qualities`, `exact`)."""
 
     SEARCHES = 4  # drawings bisected before the nearest quality is kept
 
@@ -151,15 +152,29 @@ class Webp:
                 data = self._bisect(img)
             if len(self.qualities) <= 1 or self.target is None:
                 return _decoded(data, mode)
-        if self.exact or len(self.qualities) == 1 or self.target is None:
+        if len(self.qualities) == 1 or self.target is None:
             return _decoded(self._encode(img, self.qualities[0]), mode)
-        outs = [_decoded(self._encode(img, q), mode) for q in self.qualities]
+        datas = [self._encode(img, q) for q in self.qualities]
+        outs = [_decoded(data, mode) for data in datas]
         errs = [int(np.abs(o.astype(np.int16) - self.target).sum()) for o in outs]
         k = int(np.argmin(errs))
         self.last = self.qualities[k]
-        if errs[k] == 0:  # the file's own quality: the others are dropped
-            self.qualities, self.exact = [self.qualities[k]], True
+        if not self.exact:  # the file's own qualities: the others are dropped
+            self._given_back(dict(zip(self.qualities, datas)))
         return outs[k]
+
+    def _given_back(self, datas: dict[int, bytes]) -> None:
+        """A drawing encoded at each of the qualities `datas` says: those that give the file
+        back, with its header, are the file's (`qualities`, `exact`), if any. All of them are
+        kept: a drawing may give the file back at two neighbouring qualities where another
+        gives it back at one only (#1045 at 36 px bilinear q70: the truth with a Silver Chain
+        the encoder erases gives it back at q69 and q70, the truth at q70 alone; kept at q69,
+        the tie went unseen and the Silver Chain was verified)."""
+        mode = "RGBA" if self.target.shape[-1] == 4 else "RGB"
+        back = [q for q, data in datas.items() if vp8_header(data) == self.header
+                and np.array_equal(_decoded(data, mode), self.target)]  # fmt: skip
+        if back:
+            self.qualities, self.exact = sorted(back), True
 
     @property
     def candidates(self) -> list[int]:
@@ -181,13 +196,17 @@ class Webp:
         return self.at(self.last)
 
     def at(self, q: int):
-        """This encoder at quality `q` alone; one that gives the file back makes it the
-        file's."""
+        """This encoder at quality `q` alone; an encoding that gives the file back, with the
+        file's header, makes the file's qualities it and those of the others it may have
+        (`candidates`) at which the drawing gives it back too (`_given_back`)."""
 
         def codec(img: np.ndarray) -> np.ndarray:
-            out = _decoded(self._encode(img, q), "RGBA" if img.shape[-1] == 4 else "RGB")
-            if self.target is not None and np.array_equal(out, self.target):
-                self.qualities, self.exact = [q], True
+            data = self._encode(img, q)
+            out = _decoded(data, "RGBA" if img.shape[-1] == 4 else "RGB")
+            if (self.target is not None and not self.exact and np.array_equal(out, self.target)
+                    and vp8_header(data) == self.header):  # fmt: skip
+                others = [o for o in self.candidates if o != q]
+                self._given_back({q: data, **{o: self._encode(img, o) for o in others}})
             return out
 
         return codec
@@ -200,9 +219,9 @@ class Webp:
         """Of the encodings `tried` whose base quantiser is the file's, the one whose decoding
         comes closest to the file (`last`: its quality): no drawing has had the file's whole
         header yet (all a few levels off, the background), and of the qualities that share
-        its base quantiser the lowest may not be the file's (#4978 at 36 px nearest: q69 and
-        q70 share it; the truth, on a background two levels off, comes 2.3 levels from the
-        q70 file at q70 and beyond WEBP_NEAR at q69). None without `target`."""
+        its base quantiser the lowest may not be the file's (#7628 at 36 px nearest: q69 and
+        q70 share it; the truth, on the background the search reached, two levels off, comes
+        1.8 levels from the q70 file at q69, 1.3 at q70). None without `target`."""
         same = [q for q, data in tried.items() if vp8_header(data)[-2] == want]
         if self.target is None or len(same) < 2:
             return None
