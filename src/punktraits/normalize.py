@@ -1430,6 +1430,8 @@ def _reencoder(pixels: np.ndarray, grids, bg, codecs: list, palette: np.ndarray,
         d, codec = settled[0]
         if exact and blockwise and like is not None:
             return given_back(d, codec, cells, cells_of(like)[0])
+        if exact and isinstance(codec, Webp):  # (at each quality a drawing gave the file back at)
+            codec = codec.every
         return np.array([error(d, codec, c) for c in cells])
 
     def cells_of(punks: np.ndarray) -> np.ndarray:
@@ -1904,7 +1906,7 @@ class _Answers:
             b = np.clip(bg + step, 0, 255)
             qualities = self.codec.qualities or [None]  # (unknown: each encoding searches)
             if np.abs(step).sum() > 1:
-                far = far or self._closest_qualities(draw(bg))
+                far = far or self._far_qualities(draw(bg))
                 qualities = far
             for q in qualities:
                 if self.clock.late() or self._spent(AROUND_ENCODES):
@@ -1914,18 +1916,21 @@ class _Answers:
                     return b
         return None
 
-    def _closest_qualities(self, img: np.ndarray) -> list:
-        """Of the qualities the WebP may have, those at which `img` encoded comes closest to
-        it (all of them, when several tie; [None] when none is known): the drawing on its
-        background as found, a few levels off, is closest at the file's own (#343 at 36 px
-        nearest q70: of q68-q70, the truth gave the file back two levels off at q70 alone,
-        and came closest at q69 and q70 alike on the background found)."""
+    def _far_qualities(self, img: np.ndarray) -> list:
+        """The qualities the moves of more than a level are encoded at: the first the WebP may
+        have (the lowest with its header, for the first drawing that had it: #8114 at 36 px
+        nearest q70) and those at which `img` encoded comes closest to it (all of them, when
+        several tie): the drawing on its background as found, a few levels off, is often
+        closest at the file's own (#343: of q69, q68, q70, the truth gave the file back two
+        levels off at q70 alone, and came closest at q69 and q70 alike on the background
+        found; #7628: no quality known, q70 closest of the few around the guess q69)."""
         qualities = self.codec.candidates
         if len(qualities) < 2:
             return qualities[:1] or [None]
         offs = [int(np.abs(self.codec.at(q)(img).astype(np.int16) - self.target).sum())
                 for q in qualities]  # fmt: skip
-        return [q for q, e in zip(qualities, offs) if e == min(offs)]
+        closest = [q for q, e in zip(qualities, offs) if e == min(offs)]
+        return list(dict.fromkeys(self.codec.qualities[:1] + closest))
 
     def _spent(self, encodes: int = WEBP_ANSWER_ENCODES) -> bool:
         """Whether a WebP's answers have had their share: `encodes` encodings (the searches a

@@ -152,16 +152,30 @@ class Webp:
                 data = self._bisect(img)
             if len(self.qualities) <= 1 or self.target is None:
                 return _decoded(data, mode)
-        if len(self.qualities) == 1 or self.target is None:
+        if self.exact or len(self.qualities) == 1 or self.target is None:
             return _decoded(self._encode(img, self.qualities[0]), mode)
         datas = [self._encode(img, q) for q in self.qualities]
         outs = [_decoded(data, mode) for data in datas]
         errs = [int(np.abs(o.astype(np.int16) - self.target).sum()) for o in outs]
         k = int(np.argmin(errs))
         self.last = self.qualities[k]
-        if not self.exact:  # the file's own qualities: the others are dropped
-            self._given_back(dict(zip(self.qualities, datas)))
+        self._given_back(dict(zip(self.qualities, datas)))  # (the others are dropped)
         return outs[k]
+
+    def every(self, img: np.ndarray) -> np.ndarray:
+        """`img` encoded at each of the file's qualities (several when a drawing gave the file
+        back at each: `_given_back`) until one gives the file back, decoded; else the first's.
+        Whether a drawing gives the file back at all (the ties of `verify._ties`); `__call__`
+        encodes at the first alone (a drawing's closeness is told there as well)."""
+        if not self.exact or len(self.qualities) == 1:
+            return self(img)
+        mode = "RGBA" if img.shape[-1] == 4 else "RGB"
+        outs = []
+        for q in self.qualities:
+            outs.append(_decoded(self._encode(img, q), mode))
+            if np.array_equal(outs[-1], self.target):
+                return outs[-1]
+        return outs[0]
 
     def _given_back(self, datas: dict[int, bytes]) -> None:
         """A drawing encoded at each of the qualities `datas` says: those that give the file
@@ -169,7 +183,8 @@ class Webp:
         kept: a drawing may give the file back at two neighbouring qualities where another
         gives it back at one only (#1045 at 36 px bilinear q70: the truth with a Silver Chain
         the encoder erases gives it back at q69 and q70, the truth at q70 alone; kept at q69,
-        the tie went unseen and the Silver Chain was verified)."""
+        the tie went unseen and the Silver Chain was verified): ties are told at each
+        (`every`)."""
         mode = "RGBA" if self.target.shape[-1] == 4 else "RGB"
         back = [q for q, data in datas.items() if vp8_header(data) == self.header
                 and np.array_equal(_decoded(data, mode), self.target)]  # fmt: skip
