@@ -193,14 +193,17 @@ def test_without_the_files_header_the_closest_quality_of_its_quantiser_is_given(
 
 
 @pytest.mark.parametrize("i", [7628, 8016, 343])
-def test_the_answers_drawn_nearest_are_searched_two_levels_around_too(model, punks, i):
+def test_the_answers_drawn_nearest_are_searched_two_levels_around_too(model, punks, i,
+                                                                      monkeypatch):  # fmt: skip
     """36 px nearest q70: the verifier settles on the truth with an accessory the noise made
     (#7628 Buck Teeth, #8016 Rosy Cheeks, #343 Silver Chain), which does not give the file back;
     the truth itself, drawn by the network or the walk, came as near or nearer, but on a
     background two levels from its own. The answers drawn nearest besides the verifier's are
     searched two levels around too (`_Answers._nearest_others`), at the qualities the file may
     have (`Webp.candidates`: #7628 was refused as not a punk, no drawing having the file's
-    header and the quality guessed q69, a level below the file's)."""
+    header and the quality guessed q69, a level below the file's). (The search, not the
+    clock, is tested: with two benchmarks beside it #7628 ran past the soft second.)"""
+    monkeypatch.setattr(N, "SOFT_SECONDS", 4.0)
     p = model.predict_batch([render(punks.images[i], 36, "nearest", "WEBP", quality=70)])[0]
     assert p.error is None, p.error
     assert (p.head, set(p.accessories)) == visible(punks, i)
