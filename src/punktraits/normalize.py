@@ -1716,8 +1716,8 @@ class _Answers:
     def _two_levels(self, answers: list[bytes]):
         """(cells, filter, border y, border x, kind, background) when one of `answers` (cells
         as bytes) drawn on one of its nearest ways (`closest`: of each compositing order) gives
-        the WebP back on a background two levels off in some channel (at the quality it came
-        closest at, the nearest first), or None; with its own share of encodings (98 a way), each
+        the WebP back on a background two levels off in some channel (`_webp_around`, the
+        nearest first), or None; with its own share of encodings (98 a way and quality), each
         way once an image unless cut short."""
         ways = [n for (c, _), n in self.closest.items()
                 if c in answers and (c, n[2]) not in self.two_levelled]  # fmt: skip
@@ -1896,8 +1896,9 @@ class _Answers:
         encoded as the WebP was, gives it back, or None; the nearest first. Within a level of
         one channel at every quality left (the one closest on a background a level off may be
         a neighbour's: #275 at 36 px bilinear q83 came closest at q82 on its blue a level off),
-        beyond it at the first (one with the file's header): 41 encodings, not 81. `steps`: the
-        moves tried (TWO_LEVELS: the shell two levels around, 98 encodings)."""
+        beyond it at the first and the closest (`_far_qualities`; one, mostly): 41 encodings,
+        not 81. `steps`: the moves tried (TWO_LEVELS: the shell two levels around, 98
+        encodings a quality)."""
         h, w = self.pixels.shape[:2]
         f, by, bx, kind = how
         draw = _drawer(*_axes(h, w, by, bx, f, max(h, w)), kind, rgba)
