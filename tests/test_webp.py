@@ -245,6 +245,8 @@ def test_an_answer_an_edit_from_the_verifiers_is_drawn_back(model, punks, i, fil
     gives every pixel back."""
     monkeypatch.setattr(N, "NEARBY", 3)
     monkeypatch.setattr(N, "WALKS", 1)
+    monkeypatch.setattr(N, "SOFT_SECONDS", 4.0)  # (the search, not the clock: with more
+    # answers drawn back in a small WebP, #2195 ran past the soft second in 2 runs of 4)
     p = model.predict_batch([render(punks.images[i], 36, filt, "WEBP", quality=quality)])[0]
     assert (p.head, set(p.accessories)) == visible(punks, i)
     assert "Mole" not in p.accessories
@@ -286,3 +288,17 @@ def test_a_tie_at_another_quality_is_not_verified(model, punks):
     assert (p.head, set(p.accessories)) == visible(punks, 1045)
     assert not p.verified
     assert any("Silver Chain" in t["accessories"] for t in p.check["ties"]), p.check["ties"]
+
+
+def test_a_small_webps_answers_are_drawn_back_from_further(model, punks, monkeypatch):
+    """#4978 at 36 px nearest q70 was refused as not a punk: every network answer wore a Clown
+    Nose (and more), the verifier's answers shed one wrong trait at a time, and the truth with
+    the nose re-encodes 6 levels off, beyond WEBP_NEAR: nothing was searched around it, and the
+    draw-back stopped after two answers. A small WebP keeps drawings within SMALL_NEAR and draws
+    back SMALL_DRAWN_BACK answers: the truth gives the file back. (The soft second raised: the
+    search, not the clock, is tested.)"""
+    monkeypatch.setattr(N, "SOFT_SECONDS", 4.0)
+    p = model.predict_batch([render(punks.images[4978], 36, "nearest", "WEBP", quality=70)])[0]
+    assert p.error is None, p.error
+    assert (p.head, set(p.accessories)) == visible(punks, 4978)
+    assert p.verified, p.check
