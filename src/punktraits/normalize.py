@@ -1589,9 +1589,9 @@ class _Answers:
         # entries of `near`, the nearest (`draw_back`)
         self.walks = 0  # readings whose answers were walked from (WALKS)
         self.two_levelled: set = set()  # (answer, way) searched two levels around (`_two_levels`)
-        small = rgba.shape[0] * rgba.shape[1] <= TWO_LEVELS_PIXELS
-        self.near_enough = SMALL_NEAR if small else WEBP_NEAR  # (`_webp_background`)
-        self.most_drawn_back = SMALL_DRAWN_BACK if small else DRAWN_BACK  # (`draw_back`)
+        self.small = rgba.shape[0] * rgba.shape[1] <= TWO_LEVELS_PIXELS  # two levels searched
+        self.near_enough = SMALL_NEAR if self.small else WEBP_NEAR  # (`_webp_background`)
+        self.most_drawn_back = SMALL_DRAWN_BACK if self.small else DRAWN_BACK  # (`draw_back`)
         self.codec = None
         self.flat: list = []
         if fmt == "WEBP" and _encoder_known(fmt, jpeg, has_alpha):
@@ -1702,12 +1702,11 @@ class _Answers:
         if ("answer", key) not in self.seen:
             found = self._drawn(cells, ways) or self._around()
         mine = [n for (c, _), n in self.closest.items() if c == key]
-        small = self.pixels.shape[0] * self.pixels.shape[1] <= TWO_LEVELS_PIXELS
-        if small:
+        if self.small:
             found = found or self._two_levels([key])
         nearest = min(mine, key=lambda n: n[0], default=None)
         found = found or self._edit_back(nearest, ways)
-        if small:  # (after the edits: the answers drawn nearest may be the wrong ones)
+        if self.small:  # (after the edits: the answers drawn nearest may be the wrong ones)
             found = found or self._two_levels(self._nearest_others(key))
         return found
 

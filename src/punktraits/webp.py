@@ -159,7 +159,7 @@ class Webp:
         errs = [int(np.abs(o.astype(np.int16) - self.target).sum()) for o in outs]
         k = int(np.argmin(errs))
         self.last = self.qualities[k]
-        self._given_back(dict(zip(self.qualities, datas)))  # (the others are dropped)
+        self._given_back(dict(zip(self.qualities, datas)), dict(zip(self.qualities, outs)))
         return outs[k]
 
     def every(self, img: np.ndarray) -> np.ndarray:
@@ -177,17 +177,17 @@ class Webp:
                 return outs[-1]
         return outs[0]
 
-    def _given_back(self, datas: dict[int, bytes]) -> None:
+    def _given_back(self, datas: dict[int, bytes], outs: dict[int, np.ndarray] | None = None):
         """A drawing encoded at each of the qualities `datas` says: those that give the file
         back, with its header, are the file's (`qualities`, `exact`), if any. All of them are
         kept: a drawing may give the file back at two neighbouring qualities where another
         gives it back at one only (#1045 at 36 px bilinear q70: the truth with a Silver Chain
         the encoder erases gives it back at q69 and q70, the truth at q70 alone; kept at q69,
         the tie went unseen and the Silver Chain was verified): ties are told at each
-        (`every`)."""
-        mode = "RGBA" if self.target.shape[-1] == 4 else "RGB"
-        back = [q for q, data in datas.items() if vp8_header(data) == self.header
-                and np.array_equal(_decoded(data, mode), self.target)]  # fmt: skip
+        (`every`). `outs`: those encodings decoded, where they were already."""
+        mode, outs = "RGBA" if self.target.shape[-1] == 4 else "RGB", outs or {}
+        back = [q for q, data in datas.items() if vp8_header(data) == self.header and
+                np.array_equal(outs[q] if q in outs else _decoded(data, mode), self.target)]  # fmt: skip
         if back:
             self.qualities, self.exact = sorted(back), True
 
