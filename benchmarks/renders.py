@@ -17,7 +17,8 @@ accessories equal the punk's visible labels (painted-over accessories cannot be 
 verified (pixel for pixel, or a small lossy file given back exactly by its drawing re-encoded,
 and by no other drawing one edit away), refusals, and ms per image for the whole prediction;
 the punks not read right are listed under it, with the ties among them (another drawing, the
-right one, gives the file back exactly too: the answer is not verified and names it).
+right one, gives the file back exactly too: the answer is not verified and names it) and any
+wrong answer that was verified all the same (a proof that is not one: it must stay empty).
 """
 
 from __future__ import annotations
@@ -150,6 +151,9 @@ def traits(args) -> None:
         tied = [
             int(i) for i, p in zip(ids, preds) if int(i) in wrong and (p.check or {}).get("ties")
         ]
+        # wrong and yet verified: its drawing gives the file back and none an edit away does
+        # on the same background, but the truth does on another (the proof is not one)
+        proven = [int(i) for i, p in zip(ids, preds) if int(i) in wrong and p.verified]
         print(
             f"| {filt} | {size} (x{size / 24:.3g}) | {fmt} | {bg} | "
             f"{right / len(ids):.1%} | {verified / len(ids):.1%} | {len(refused)} | "
@@ -160,6 +164,7 @@ def traits(args) -> None:
             misses.append(
                 f"{filt} {size} {fmt} {bg}: wrong {wrong}, refused {refused}"
                 + (f" (ties the file cannot tell apart: {tied})" if tied else "")
+                + (f" (wrong yet verified: {proven})" if proven else "")
             )
     if misses:
         print("\npunks not read right (ids):\n" + "\n".join(f"- {m}" for m in misses))

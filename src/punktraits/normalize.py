@@ -1347,6 +1347,14 @@ TWO_LEVELS_PIXELS = 64 * 64  # in images at most this large (100 px WebP q80: no
 # area 386 -> 532 ms: 98 encodings a way at ~1.5 ms)
 
 
+TIE_NEAR, TIE_AROUND = 0.3, 3  # when ties are told (`exact`), the TIE_AROUND drawings that come
+# within TIE_NEAR mean levels of an opaque WebP without giving it back are tried on the
+# backgrounds a level around as well: the drawing that gave the file back settled the background,
+# and the truth may give it back a level away (#3932 at 36 px bilinear q70: a Mole more gave the
+# file back on #648497, the truth, 0.017 levels off there, on the site blue #638596; proven, the
+# Mole was reported verified)
+
+
 def _reencoder(pixels: np.ndarray, grids, bg, codecs: list, palette: np.ndarray, name: str,
                reading: np.ndarray, given: tuple | None = None, blockwise: bool = False,
                answers: _Answers | None = None, seen: _Drawing | None = None):  # fmt: skip
@@ -1436,8 +1444,19 @@ def _reencoder(pixels: np.ndarray, grids, bg, codecs: list, palette: np.ndarray,
         if exact and blockwise and like is not None:
             return given_back(d, codec, cells, cells_of(like)[0])
         if exact and isinstance(codec, Webp):  # (at each quality a drawing gave the file back at)
-            codec = codec.every
+            return around(d, codec.every, cells)
         return np.array([error(d, codec, c) for c in cells])
+
+    def around(d: _Drawing, codec, cells: np.ndarray) -> np.ndarray:
+        """`error` of each punk, 0 as well where the drawing of one that comes near gives the
+        file back on a background a level around `d`'s (TIE_NEAR, TIE_AROUND)."""
+        errs = np.array([error(d, codec, c) for c in cells])
+        for k in [k for k in np.argsort(errs) if 0 < errs[k] <= TIE_NEAR][:TIE_AROUND]:
+            for step in LEVEL_STEPS[np.abs(LEVEL_STEPS).sum(1).argsort()][1:]:
+                if error(recoloured(d, np.clip(d.bg + step, 0, 255)), codec, cells[k]) == 0:
+                    errs[k] = 0.0
+                    break
+        return errs
 
     def cells_of(punks: np.ndarray) -> np.ndarray:
         return _palette_cells(packed, order, punks)

@@ -322,12 +322,14 @@ def _ties(verifier: Verifier, fit, best: tuple, scored: list[tuple[float, tuple]
           heads: list[str], flip: bool) -> tuple[tuple, list[tuple]]:  # fmt: skip
     """`best` gives a small lossy file back exactly, re-encoded: the other drawings that do too,
     among those re-encoded (`scored`) and one edit from it (a Silver Chain's three pixels at
-    1.5 px a cell can vanish in the encoder's rounding). Returns the answer to give and the
-    others. The file cannot tell them apart; a punk is likelier without any one accessory
+    1.5 px a cell can vanish in the encoder's rounding; a WebP's that come near are tried on
+    the backgrounds a level around too: `normalize.TIE_NEAR`). Returns the answer to give and
+    the others. The file cannot tell them apart; a punk is likelier without any one accessory
     (the commonest, Earring, is worn by a quarter), so the one with the fewest accessories is
     given, then the one the linear fit (the decoded values) prefers."""
     done = {a for _, a in scored}
     cands = [a for a in verifier._neighbours(*best, heads) if a not in done]
+    cands += [a for e, a in scored if e > 0]  # (told again: a WebP's may give it back nearby)
     exact = [a for e, a in scored if e == 0]
     if cands:
         images, _ = verifier.sprites.render_many([best, *cands])
