@@ -1339,10 +1339,15 @@ def _cuts(n: int, change: np.ndarray, total: float) -> np.ndarray | None:
 LEVEL_STEPS = np.stack(np.meshgrid(*[[-1, 0, 1]] * 3, indexing="ij"), -1).reshape(-1, 3)  # a
 # colour's moves of at most a level in each channel (27, 3), the move 0 included
 TWO_LEVELS = np.stack(np.meshgrid(*[range(-2, 3)] * 3, indexing="ij"), -1).reshape(-1, 3)
-TWO_LEVELS = TWO_LEVELS[np.abs(TWO_LEVELS).max(1) == 2]  # the moves of two levels in some
-# channel (98, 3): where a WebP's flat background decodes alike over a few levels, the moves
-# of `_webp_background` can stop two levels off (4 of 40 at 36 px bilinear q70)
+TWO_LEVELS = TWO_LEVELS[np.abs(TWO_LEVELS).any(1)]  # the moves of at most two levels in each
+# channel (124, 3): where a WebP's flat background decodes alike over a few levels, the moves
+# of `_webp_background` can stop two levels off (4 of 40 at 36 px bilinear q70); the level
+# around again, as it may have been searched before any drawing had the file's header, at
+# qualities that missed its own (#9763 at 36 px area q70: the truth's blue a level off)
 TWO_LEVELS_OTHERS = 2  # the answers drawn nearest, besides the verifier's, searched so too
+TWO_LEVELS_WAYS = 3  # of an answer's ways (filter, borders, compositing order), the nearest
+# searched so (were: the nearest of each compositing order; #9763 at 36 px area q70: the truth's
+# own way, the area average of a 1024 px source, came third, 1.54 levels off, after 1.45, 1.49)
 TWO_LEVELS_PIXELS = 64 * 64  # in images at most this large (100 px WebP q80: nothing found,
 # area 386 -> 532 ms: 98 encodings a way at ~1.5 ms)
 
@@ -1604,8 +1609,8 @@ class _Answers:
         self.arounds = 0  # of `near`, searched a level around (`_around`)
         self.spent_from = 0  # the codec's encodings when this share began (`_spent`)
         self.drawn_back: set = set()  # answers the re-encoder asked to draw back (`draw_back`)
-        self.closest: dict = {}  # (answer's cells as bytes, compositing order) -> of its
-        # entries of `near`, the nearest (`draw_back`)
+        self.closest: dict = {}  # (answer's cells as bytes, way) -> of its entries of `near`,
+        # the nearest (`draw_back`, `_two_levels`)
         self.walks = 0  # readings whose answers were walked from (WALKS)
         self.two_levelled: set = set()  # (answer, way) searched two levels around (`_two_levels`)
         self.small = rgba.shape[0] * rgba.shape[1] <= TWO_LEVELS_PIXELS  # two levels searched
@@ -1741,13 +1746,16 @@ class _Answers:
 
     def _two_levels(self, answers: list[bytes]):
         """(cells, filter, border y, border x, kind, background) when one of `answers` (cells
-        as bytes) drawn on one of its nearest ways (`closest`: of each compositing order) gives
-        the WebP back on a background two levels off in some channel (`_webp_around`, the
-        nearest first), or None; with its own share of encodings (98 a way and quality), each
-        way once an image unless cut short."""
-        ways = [n for (c, _), n in self.closest.items()
-                if c in answers and (c, n[2]) not in self.two_levelled]  # fmt: skip
-        for _, cells, how, bg in sorted(ways, key=lambda n: n[0]):
+        as bytes) drawn one of its TWO_LEVELS_WAYS nearest ways (`closest`) gives the WebP back
+        on a background two levels off in some channel (`_webp_around`, the nearest first), or
+        None; with its own share of encodings (124 a way and quality), each way once an image
+        unless cut short."""
+        ways, per = [], dict.fromkeys(answers, 0)
+        for (c, how), n in sorted(self.closest.items(), key=lambda item: item[1][0]):
+            if c in per and (c, how) not in self.two_levelled and per[c] < TWO_LEVELS_WAYS:
+                ways.append(n)
+                per[c] += 1
+        for _, cells, how, bg in ways:
             self.spent_from = self.codec.encodes
             found = self._webp_around(how, self._rgba(cells), bg, TWO_LEVELS)
             if found is not None:
@@ -1888,7 +1896,7 @@ class _Answers:
         if best[0] <= self.near_enough:
             near = (best[0], self.drawing, how, best[1])
             self.near.append(near)
-            key = (self.drawing.tobytes(), how[3])
+            key = (self.drawing.tobytes(), how)
             if key not in self.closest or near[0] < self.closest[key][0]:
                 self.closest[key] = near
             if best[0] <= WEBP_CLOSE and self.now < AROUND_NOW:  # (now: later the image may
@@ -1923,7 +1931,7 @@ class _Answers:
         one channel at every quality left (the one closest on a background a level off may be
         a neighbour's: #275 at 36 px bilinear q83 came closest at q82 on its blue a level off),
         beyond it at the first and the closest (`_far_qualities`; one, mostly): 41 encodings,
-        not 81. `steps`: the moves tried (TWO_LEVELS: the shell two levels around, 98
+        not 81. `steps`: the moves tried (TWO_LEVELS: all within two levels, 124
         encodings a quality)."""
         h, w = self.pixels.shape[:2]
         f, by, bx, kind = how
