@@ -340,3 +340,19 @@ def test_a_tie_on_a_background_a_level_away_is_no_proof(model, punks):
     assert (p.head, set(p.accessories)) == visible(punks, 3932), p.check
     if not p.verified:
         assert any("Mole" in t["accessories"] for t in p.check["ties"]), p.check["ties"]
+
+
+@pytest.mark.parametrize("i", [8714, 642])
+def test_the_truths_own_way_is_searched_within_two_levels(model, punks, monkeypatch, i):
+    """At 36 px bilinear q70 the verifier settled on the truth with an accessory the noise made
+    (#8714 a Silver Chain, #642 a Mole): the truth gives the file back on the site blue, but
+    its own way had not been searched around there: only the nearest way of each compositing
+    order was, and two levels around meant the shell alone, while the level around had been
+    searched before any drawing had the file's header, at a quality that missed the file's.
+    Now an answer's TWO_LEVELS_WAYS nearest ways are, within two levels. (The soft second
+    raised: the search, not the clock, is tested.)"""
+    monkeypatch.setattr(N, "SOFT_SECONDS", 4.0)
+    p = model.predict_batch([render(punks.images[i], 36, "bilinear", "WEBP", quality=70)])[0]
+    assert p.error is None, p.error
+    assert (p.head, set(p.accessories)) == visible(punks, i), p.check
+    assert p.verified, p.check
