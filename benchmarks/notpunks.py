@@ -38,6 +38,7 @@ import json
 import math
 import os
 import platform
+import re
 import shlex
 import subprocess
 import sys
@@ -889,6 +890,13 @@ def unchecked_notes(answers: list[dict]) -> list[str]:
     return sorted(n for n in notes if n)
 
 
+def reencoded(error: str) -> float | None:
+    """How far the nearest drawing, re-encoded with a small lossy file's encoder, came from
+    it, as a drawing-check refusal says (mean levels a value), or None."""
+    m = re.search(r"([0-9.]+) levels a value", error)
+    return float(m.group(1)) if m else None
+
+
 def report(out: Path) -> str:
     """Markdown for docs/RESULTS.md from what `main` left in `out`."""
     info = json.loads((out / "timings.json").read_text(encoding="utf-8"))
@@ -920,6 +928,12 @@ def report(out: Path) -> str:
     why = Counter(normaliser_reason(a["error"]) for a in answers if reason(a) == "normaliser")
     lines += ["", "Refused by the normaliser: "
               + (", ".join(f"{k} {v}" for k, v in why.most_common()) or "none") + "."]  # fmt: skip
+    again = [reencoded(a["error"]) for a in answers if reason(a) == "drawing"]
+    again = sorted(x for x in again if x is not None)
+    if again:
+        lines += ["", f"Small lossy not-punks weighed by re-encoding: {len(again)}; their nearest "
+                  f"drawings re-encoded {again[0]:.1f} to {again[-1]:.1f} levels a value from "
+                  f"them (a punk's: at most `verify.REENCODED`)."]  # fmt: skip
     for note in unchecked_notes(answers):
         lines += ["", f"**Answers not drawn back**: {note}"]
     if (out / "real" / "manifest.jsonl").exists():

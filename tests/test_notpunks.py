@@ -123,3 +123,18 @@ def test_predict_refuses_not_punks(made):
         f"{r['kind']}: {r['how']} -> {p.type}" for r, p in zip(sample, preds) if not p.error
     ]
     assert not answered, f"{len(answered)} of {len(sample)} answered:\n" + "\n".join(answered)
+
+
+def test_the_report_reads_how_far_a_refusal_re_encoded():
+    """`reencoded` reads the distance a small lossy not-punk's refusal gives, in both wordings
+    `verify.Check.refused` has (weighed by the fit and by re-encoding, or by re-encoding alone)."""
+    from punktraits.verify import Check
+
+    fit = {"rms": 40.0, "reading_rms": 10.0, "limit": 1.21, "reencoded": 15.3}
+    check = Check(verified=False, head="Male 1", accessories=[], differing=0, unknown=0,
+                  tried=1, fit=fit)  # fmt: skip
+    assert notpunks.reencoded(check.refused) == 15.3
+    check.fit = {**fit, "limit": None, "reencoded": 20.06}
+    assert notpunks.reencoded(check.refused) == 20.1
+    check.fit = {k: v for k, v in fit.items() if k != "reencoded"}
+    assert notpunks.reencoded(check.refused) is None

@@ -1747,8 +1747,8 @@ class _Answers:
     def _two_levels(self, answers: list[bytes]):
         """(cells, filter, border y, border x, kind, background) when one of `answers` (cells
         as bytes) drawn one of its TWO_LEVELS_WAYS nearest ways (`closest`) gives the WebP back
-        on a background two levels off in some channel (`_webp_around`, the nearest first), or
-        None; with its own share of encodings (124 a way and quality), each way once an image
+        on a background within two levels in each channel (`_webp_around`, the nearest first),
+        or None; with its own share of encodings (124 a way and quality), each way once an image
         unless cut short."""
         ways, per = [], dict.fromkeys(answers, 0)
         for (c, how), n in sorted(self.closest.items(), key=lambda item: item[1][0]):
