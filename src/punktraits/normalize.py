@@ -1345,9 +1345,9 @@ TWO_LEVELS = TWO_LEVELS[np.abs(TWO_LEVELS).any(1)]  # the moves of at most two l
 # around again, as it may have been searched before any drawing had the file's header, at
 # qualities that missed its own (#9763 at 36 px area q70: the truth's blue a level off)
 TWO_LEVELS_OTHERS = 2  # the answers drawn nearest, besides the verifier's, searched so too
-TWO_LEVELS_WAYS = 3  # of an answer's ways (filter, borders, compositing order), the nearest
-# searched so (were: the nearest of each compositing order; #9763 at 36 px area q70: the truth's
-# own way, the area average of a 1024 px source, came third, 1.54 levels off, after 1.45, 1.49)
+TWO_LEVELS_WAYS = 2  # of an answer's ways (filter, borders, compositing order), the nearest
+# searched so (were: the nearest of each compositing order, whichever filter; 3 spent the share
+# the truth's way needed: #6979 bilinear, #5136 box at 36 px q70, right with 2; see RESULTS)
 TWO_LEVELS_PIXELS = 64 * 64  # in images at most this large (100 px WebP q80: nothing found,
 # area 386 -> 532 ms: 98 encodings a way at ~1.5 ms)
 
