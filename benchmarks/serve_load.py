@@ -6,8 +6,9 @@ Starts the real server (a subprocess, default model, no gallery) once per settin
 processes x torch threads), then each client thread sends POST /api/predict with its own
 keep-alive connection, cycling over real punks rendered as x8 PNG or x8 JPEG (q85) on the
 collection's blue. Reports throughput, latency
-percentiles, non-200 answers, answers whose traits differ from the punk's visible labels, and the
-server's peak RSS. Needs the data (PUNKTRAITS_DATA or --data-dir).
+percentiles, non-200 answers, answers whose traits differ from the punk's visible labels, the
+server's peak RSS, and how evenly the load fell on its processes (the busiest one's part of the
+server's CPU time: 0.5 when two workers share it evenly, ~1.0 when one does it all). Needs the data (PUNKTRAITS_DATA or --data-dir).
 
     python benchmarks/serve_load.py --flood punks:100,explain:200
 
@@ -77,16 +78,29 @@ def peak_rss_mib(pid: int) -> float:
     return 0.0
 
 
-def tree_rss_mib(pid: int) -> float:
-    """Peak RSS of the server and its worker processes, summed (Linux /proc)."""
-    total, todo = 0.0, [pid]
+def tree(pid: int) -> list[int]:
+    """The server and every process under it (Linux /proc)."""
+    out, todo = [], [pid]
     while todo:
         p = todo.pop()
-        total += peak_rss_mib(p)
+        out.append(p)
         for task in Path(f"/proc/{p}/task").iterdir():
-            children = (task / "children").read_text().split()
-            todo += [int(c) for c in children]
-    return total
+            todo += [int(c) for c in (task / "children").read_text().split()]
+    return out
+
+
+def tree_rss_mib(pid: int) -> float:
+    """Peak RSS of the server and its worker processes, summed (Linux /proc)."""
+    return sum(peak_rss_mib(p) for p in tree(pid))
+
+
+def cpu_seconds(pid: int) -> dict[int, float]:
+    """CPU time (user + system) so far of each process of the server's tree."""
+    out = {}
+    for p in tree(pid):
+        fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        out[p] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
 
 
 def run(args, fmt: str, workers: int, threads: int, punks: D.Punks) -> dict:
@@ -139,12 +153,15 @@ def run(args, fmt: str, workers: int, threads: int, punks: D.Punks) -> dict:
             conn.close()
 
         clients = [threading.Thread(target=client) for _ in range(args.clients)]
+        cpu0 = cpu_seconds(server.pid)
         t0 = time.perf_counter()
         for c in clients:
             c.start()
         for c in clients:
             c.join()
         wall = time.perf_counter() - t0
+        cpu = cpu_seconds(server.pid)
+        spent = [cpu[p] - cpu0.get(p, 0.0) for p in cpu]
         lat = np.array(latencies) * 1000
         return {
             "format": fmt, "workers": workers, "threads": threads, "requests": len(statuses),
@@ -155,6 +172,9 @@ def run(args, fmt: str, workers: int, threads: int, punks: D.Punks) -> dict:
             "p99_ms": round(float(np.percentile(lat, 99)), 1),
             "errors": int(sum(s != 200 for s in statuses)), "wrong_traits": mismatches,
             "server_peak_rss_mib": round(tree_rss_mib(server.pid), 0),
+            # how evenly the load fell: the busiest process's part of the server's CPU time
+            # (1.0 with one process, 0.5 with two evenly busy)
+            "busiest_cpu_share": round(max(spent) / max(sum(spent), 1e-9), 2),
         }  # fmt: skip
     finally:
         server.terminate()
@@ -344,13 +364,15 @@ def main() -> None:
             rows.append(r)
             print(json.dumps(r), flush=True)
     print("\n| input | workers × torch threads | requests / clients | req/s | p50 ms | p95 ms "
-          "| p99 ms | errors | wrong traits | server peak RSS (all processes) |")  # fmt: skip
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| p99 ms | errors | wrong traits | server peak RSS (all processes) "
+          "| busiest process's CPU share |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(f"| x8 {r['format'].upper()} | {r['workers']} × {r['threads']} "
               f"| {r['requests']} / {r['clients']} "
               f"| {r['req_per_s']} | {r['p50_ms']} | {r['p95_ms']} | {r['p99_ms']} "
-              f"| {r['errors']} | {r['wrong_traits']} | {r['server_peak_rss_mib']:.0f} MiB |")  # fmt: skip
+              f"| {r['errors']} | {r['wrong_traits']} | {r['server_peak_rss_mib']:.0f} MiB "
+              f"| {r['busiest_cpu_share']:.2f} |")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -265,6 +265,91 @@ def test_several_worker_processes(punks):
         proc.wait(10)
 
 
+def connections_by_process(port: int, pids: list[int]) -> dict[int, int]:
+    """How many established connections to `port` each process holds (Linux /proc)."""
+    established = set()
+    for line in open("/proc/net/tcp").read().splitlines()[1:]:
+        f = line.split()
+        if int(f[1].split(":")[1], 16) == port and f[3] == "01":
+            established.add(f"socket:[{f[9]}]")
+    held = {}
+    for pid in pids:
+        fds = os.listdir(f"/proc/{pid}/fd")
+        held[pid] = sum(os.readlink(f"/proc/{pid}/fd/{fd}") in established for fd in fds)
+    return held
+
+
+def test_workers_share_keep_alive_connections():
+    """Each worker listens on a socket of its own (SO_REUSEPORT), open before any worker loads
+    its model: keep-alive connections made at once are spread over the workers, not all kept
+    by the first one up (uvicorn's shared socket did that: RESULTS §6); a worker that dies is
+    replaced on its socket."""
+    import http.client
+
+    proc, url = start_server("--workers", "2", "--no-gallery")
+    try:
+        assert proc.poll() is None, proc.communicate()
+        port = int(url.rsplit(":", 1)[1])
+        listening = [ln for ln in open("/proc/net/tcp").read().splitlines()[1:]
+                     if int(ln.split()[1].split(":")[1], 16) == port and ln.split()[3] == "0A"]  # fmt: skip
+        assert len(listening) == 2
+        conns = [http.client.HTTPConnection("127.0.0.1", port, timeout=60) for _ in range(16)]
+        for c in conns:
+            c.connect()
+        for c in conns:  # (each answered on its own connection: kept alive)
+            c.request("GET", "/api/health")
+            assert json.loads(c.getresponse().read())["status"] == "ok"
+        kids = [int(k) for k in open(f"/proc/{proc.pid}/task/{proc.pid}/children").read().split()]
+        held = connections_by_process(port, kids)
+        served = sorted(n for n in held.values() if n)
+        assert len(served) == 2 and sum(served) == 16, held  # (all 16 on one: p = 2 / 2**16)
+        for c in conns:
+            c.close()
+        victim = max(held, key=held.get)
+        os.kill(victim, 9)
+        for _ in range(300):  # a new worker on the dead one's socket answers every connection
+            time.sleep(0.1)
+            now = [
+                int(k) for k in open(f"/proc/{proc.pid}/task/{proc.pid}/children").read().split()
+            ]
+            if victim not in now and len(now) == len(kids):
+                break
+        answered = 0
+        for _ in range(16):
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            c.request("GET", "/api/health")
+            answered += c.getresponse().status == 200
+            c.close()
+        assert answered == 16
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0
+    assert f"worker {victim} ended (-9); starting another" in err
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+@pytest.mark.parametrize("sharing", [False, True])
+def test_port_taken(workers, sharing):
+    """A port in use is a one-line error, also when its holder allows sharing (another
+    `serve --workers 2`): two servers never split one port's connections."""
+    with socket.socket() as taken:
+        if sharing:
+            taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = subprocess.run(
+            [sys.executable, "-m", "punktraits", "serve", "--port", str(port), "--no-gallery",
+             "--workers", workers], capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines()[-1] == (
+        f"error: cannot listen on 127.0.0.1:{port} (Address already in use); "
+        "pass another --port or --host"
+    )
+
+
 @pytest.mark.parametrize("kind", ["missing", "broken"])
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_unusable_model_stops_before_listening(kind, workers, tmp_path):

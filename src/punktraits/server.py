@@ -44,6 +44,8 @@ import json
 import logging
 import os
 import re
+import socket
+import sys
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -600,9 +602,9 @@ def serve(
     max_upload: int = MAX_UPLOAD, threads: int | None = None, workers: int = 1,
     allowed_hosts: list[str] | None = None,
 ) -> None:  # fmt: skip
-    """Load the model, then listen (blocking). With `workers` > 1, uvicorn runs that many
-    processes, each with its own copy of the model: image normalisation is Python work that holds
-    the GIL, so processes, not threads, use more cores."""
+    """Load the model, then listen (blocking). With `workers` > 1, that many processes, each
+    with its own copy of the model and (Linux) its own listening socket (`_Workers`): image
+    normalisation is Python work that holds the GIL, so processes, not threads, use more cores."""
     import torch
     import uvicorn
 
@@ -617,7 +619,9 @@ def serve(
     except (RuntimeError, ValueError) as e:
         raise PunktraitsError(f"cannot start: the model does not load ({e})") from None
     if workers == 1:
-        uvicorn.run(app, host=host, port=port, log_level="warning", http=JSONErrorsH11)
+        (sock,) = _listening(host, port, 1)
+        config = uvicorn.Config(app, log_level="warning", http=JSONErrorsH11)
+        uvicorn.Server(config).run(sockets=[sock])
         return
     os.environ[ENV_SETTINGS] = json.dumps({
         "model": None if model is None else str(Path(model).resolve()),
@@ -625,5 +629,117 @@ def serve(
         "gallery": gallery, "max_upload": max_upload, "allowed_hosts": hosts,
         "threads": threads,
     })  # fmt: skip
-    uvicorn.run("punktraits.server:app_from_env", factory=True, workers=workers, host=host,
-                port=port, log_level="warning", http=JSONErrorsH11)  # fmt: skip
+    if not hasattr(socket, "SO_REUSEPORT") or not sys.platform.startswith("linux"):
+        # (elsewhere SO_REUSEPORT does not spread connections: one shared socket, as uvicorn's)
+        uvicorn.run("punktraits.server:app_from_env", factory=True, workers=workers, host=host,
+                    port=port, log_level="warning", http=JSONErrorsH11)  # fmt: skip
+        return
+    _Workers(workers, host, port).run()
+
+
+class _Workers:
+    """`serve --workers N` on Linux: N processes, each serving a listening socket of its own,
+    all bound to the same address (SO_REUSEPORT), so the kernel spreads connections over them.
+    (uvicorn's own workers share one socket: whichever is idle accepts, so 8 keep-alive clients
+    that connect at once all land on one worker and the other core idles: RESULTS §6.)
+
+    The sockets listen before any worker starts: connections that come while the workers load
+    their models wait in their socket's queue, not all on the first worker up. A worker that
+    dies is started again on its socket; one that cannot start (uvicorn's startup failure)
+    stops them all. Ctrl-C or SIGTERM stops every worker, each finishing its requests."""
+
+    STARTUP_FAILURE = 3  # uvicorn's exit code for an app that cannot start
+
+    def __init__(self, n: int, host: str, port: int):
+        import multiprocessing
+
+        self.spawn = multiprocessing.get_context("spawn")
+        self.sockets = _listening(host, port, n)
+        self.stop = False
+
+    def start(self, k: int):
+        p = self.spawn.Process(target=_worker, args=(self.sockets[k],))
+        p.start()
+        return p
+
+    def run(self) -> None:
+        import signal
+
+        def stop(*_):
+            self.stop = True
+
+        old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+        procs = [self.start(k) for k in range(len(self.sockets))]
+        failed = False
+        try:
+            while not self.stop:
+                for k, p in enumerate(procs):
+                    p.join(0.25 / len(procs))
+                    if p.exitcode is None or self.stop:
+                        continue
+                    if p.exitcode == self.STARTUP_FAILURE:
+                        self.stop = failed = True
+                        break
+                    print(f"worker {p.pid} ended ({p.exitcode}); starting another",
+                          file=sys.stderr, flush=True)  # fmt: skip
+                    procs[k] = self.start(k)
+        finally:
+            for p in procs:
+                if p.exitcode is None:
+                    p.terminate()  # SIGTERM: uvicorn finishes the requests under way
+            for p in procs:
+                p.join(10)
+                if p.exitcode is None:
+                    p.kill()
+                    p.join()
+            for sock in self.sockets:
+                sock.close()
+            for s, h in old.items():
+                signal.signal(s, h)
+        if failed:
+            raise PunktraitsError(
+                "cannot start: a worker process failed before serving (its error is above)"
+            )
+
+
+def _listening(host: str, port: int, n: int) -> list[socket.socket]:
+    """`n` TCP sockets listening on (host, port), with SO_REUSEPORT when more than one (the
+    kernel spreads connections over them); a one-line error when the address is taken. The
+    address is first bound alone, so a server already there (even one of ours, which allows
+    sharing) is an error, not a silent partner."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    socks: list[socket.socket] = []
+    try:
+        for k in range(n):
+            # (IPPROTO_TCP named: asyncio turns Nagle off, TCP_NODELAY, only on sockets that
+            # say so; with proto 0 each answer waited ~40 ms for the client's delayed ACK)
+            sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+            socks.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if n > 1 and k > 0:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            elif n > 1:  # (alone first: taken by anyone, ours included, fails here)
+                with socket.socket(family) as alone:
+                    alone.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    alone.bind((host, port))
+                    port = alone.getsockname()[1]  # (0: any free port, the same for all)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind((host, port))
+            port = sock.getsockname()[1]
+            sock.listen(2048)  # (uvicorn's default backlog)
+    except OSError as e:
+        for sock in socks:
+            sock.close()
+        raise PunktraitsError(f"cannot listen on {host}:{port} ({e.strerror}); "
+                              "pass another --port or --host") from None  # fmt: skip
+    return socks
+
+
+def _worker(sock: socket.socket) -> None:
+    """One process of `_Workers`: its socket, the app from the settings the parent put in the
+    environment."""
+    import uvicorn
+
+    config = uvicorn.Config("punktraits.server:app_from_env", factory=True, log_level="warning",
+                            http=JSONErrorsH11)  # fmt: skip
+    uvicorn.Server(config).run(sockets=[sock])
