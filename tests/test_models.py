@@ -67,6 +67,31 @@ def test_palette_snaps_each_pixel_to_its_exact_colour():
     np.testing.assert_array_equal(back, images)
 
 
+def test_palette_lookup_equals_the_nearest_colour_and_falls_back():
+    """`predict` looks punks read pixel for pixel up in the palette (no distances): the same
+    indices as `colour_index`, hence the same probabilities; a batch with a colour outside the
+    palette goes to the model as RGBA, whose nearest colours decide."""
+    from punktraits.recipes.ours import _Lookup, predict
+
+    images = D.synthetic(20).images
+    pal = palette_of(torch.from_numpy(images[:10]))  # (the last ten may have colours it lacks)
+    torch.manual_seed(0)
+    model = PunkNet(len(pal)).eval()
+    model.palette.copy_(pal)
+    lookup = _Lookup(model)
+    inside = np.array([np.isin(im.reshape(-1, 4).view(np.uint32), images[:10].reshape(-1, 4).view(np.uint32)).all() for im in images])  # fmt: skip
+    assert inside[:10].all() and not inside.all()
+    idx = lookup(images[:10])
+    assert idx.dtype == torch.long
+    np.testing.assert_array_equal(idx.numpy(), model.colour_index(rgba(images[:10])).numpy())
+    odd = images[~inside][:1]
+    assert lookup(odd).dtype == torch.float32
+    torch.testing.assert_close(lookup(odd), rgba(odd))
+    with torch.no_grad():
+        want = model.probabilities(model(rgba(images))).numpy()
+    np.testing.assert_allclose(predict(model, images, batch=10), want, rtol=0, atol=1e-6)
+
+
 def test_grey_matches_opencv_on_known_pixels():
     px = np.array([[[[0, 0, 0, 0], [0, 0, 0, 255], [255, 246, 142, 255], [255, 255, 255, 255],
                      [113, 63, 29, 255]]]], np.uint8)  # fmt: skip

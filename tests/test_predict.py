@@ -421,3 +421,25 @@ def test_a_tampered_model_folder_is_refused(tmp_path):
         load_model(run)
     r = CliRunner().invoke(cli, ["predict", "--model", str(tmp_path / "nothing"), str(run)])
     assert r.exit_code != 0
+
+
+def test_prediction_to_dict_is_a_plain_copy():
+    """`to_dict` is JSON's types, nested containers copied (tuples as lists), the drawing left
+    out: changing the dict leaves the prediction as it was."""
+    from punktraits.predict import Prediction
+
+    p = Prediction("a.png", "Male", ["Earring"], {"Male": 0.9, "Earring": 0.75}, {"scale": 8},
+                   check={"ties": [{"head": "Male 1", "accessories": ("Mole", "Earring")}]},
+                   rarity={"of": 10000, "rank": {"open": 12}})  # fmt: skip
+    d = p.to_dict()
+    assert "drawn" not in d
+    assert d["check"] == {"ties": [{"head": "Male 1", "accessories": ["Mole", "Earring"]}]}
+    assert json.loads(json.dumps(d)) == d
+    d["accessories"].append("Mole")
+    d["probabilities"]["Male"] = 0.0
+    d["check"]["ties"][0]["accessories"].append("Smile")
+    d["rarity"]["rank"]["open"] = 1
+    d["normalized"]["scale"] = 1
+    assert p.accessories == ["Earring"] and p.probabilities["Male"] == 0.9
+    assert p.check["ties"][0]["accessories"] == ("Mole", "Earring")
+    assert p.rarity["rank"]["open"] == 12 and p.normalized["scale"] == 8
