@@ -1353,11 +1353,11 @@ TWO_LEVELS_PIXELS = 64 * 64  # in images at most this large (100 px WebP q80: no
 
 
 TIE_NEAR, TIE_AROUND = 0.3, 3  # when ties are told (`exact`), the TIE_AROUND drawings that come
-# within TIE_NEAR mean levels of an opaque WebP without giving it back are tried on the
+# within TIE_NEAR mean levels of a small lossy file without giving it back are tried on the
 # backgrounds a level around as well: the drawing that gave the file back settled the background,
-# and the truth may give it back a level away (#3932 at 36 px bilinear q70: a Mole more gave the
-# file back on #648497, the truth, 0.017 levels off there, on the site blue #638596; proven, the
-# Mole was reported verified)
+# and the truth may give it back a level away (#3932 at 36 px bilinear WebP q70: a Mole more gave
+# the file back on #648497, the truth, 0.017 levels off there, on the site blue #638596; proven,
+# the Mole was reported verified; #1843 at 36 px area JPEG q70: a Silver Chain more, the same)
 
 
 def _reencoder(pixels: np.ndarray, grids, bg, codecs: list, palette: np.ndarray, name: str,
@@ -1447,7 +1447,10 @@ def _reencoder(pixels: np.ndarray, grids, bg, codecs: list, palette: np.ndarray,
             settled[:] = [settle(cells[0], True) if again else settle(reading)]
         d, codec = settled[0]
         if exact and blockwise and like is not None:
-            return given_back(d, codec, cells, cells_of(like)[0])
+            errs = given_back(d, codec, cells, cells_of(like)[0]).astype(np.float64)
+            rest = np.flatnonzero(errs != 0)  # (a JPEG's ties a level around too: #1843)
+            errs[rest] = around(d, codec, cells[rest])
+            return errs
         if exact and isinstance(codec, Webp):  # (at each quality a drawing gave the file back at)
             return around(d, codec.every, cells)
         return np.array([error(d, codec, c) for c in cells])
