@@ -52,6 +52,28 @@ def test_the_official_answers_of_every_test_punk_draw_it(punks, split, verifier)
     assert changed == punks.hidden[test].any(1).tolist()
 
 
+def test_answers_checked_in_one_batch_are_those_checked_one_by_one(punks, split, verifier):
+    # check_many drops the accessories no pixel needs for all exact drawings in one go; the
+    # answers, what they were corrected from and the answers drawn equal `_search`'s, one by one
+    test = split[1]
+    hidden = [int(i) for i in test if punks.hidden[i].any()]
+    ids = hidden[:40] + [int(i) for i in test[:200] if int(i) not in hidden]
+    heads = heads_of(punks)
+    wrong = {ids[0]: ["Earring"], ids[-1]: []}  # two that draw wrong at first: searched
+    answers = [(heads[i], wrong.get(i, list(punks.layers[i]))) for i in ids]
+    batch = verifier.check_many(punks.images[ids], answers, [[heads[i]] for i in ids])
+    alone = []
+    for i, (h, a) in zip(ids, answers):
+        start = verifier._start(h, a)
+        diff, unknown, images, where = verifier._draw([start], punks.images[i])
+        first = (int(diff[0]), int(unknown[0]), *start, images[0], where[0])
+        alone.append(verifier._search(punks.images[i], h, a, [heads[i]], first))
+    said = [(c.head, c.accessories, c.verified, c.tried, c.corrected_from) for c in batch]
+    assert said == [(c.head, c.accessories, c.verified, c.tried, c.corrected_from) for c in alone]
+    assert all((c.drawn == d.drawn).all() for c, d in zip(batch, alone))
+    assert len(hidden) >= 40 and sum(c.corrected_from is not None for c in batch) >= 40
+
+
 def test_no_wrong_answer_is_verified_and_every_final_answer_is_right(punks, split, model):
     test = split[1]
     preds = model.predict_punks(punks.images[test])

@@ -148,10 +148,15 @@ class Verifier:
         ones whose drawing differs are searched."""
         starts = [self._start(h, a) for h, a in answers]
         diff, unknown, images, where = self._draw(starts, punks)
+        firsts = [(int(diff[i]), int(unknown[i]), *starts[i], images[i], where[i])
+                  for i in range(len(answers))]  # fmt: skip
+        exact = self._visible_only_many(punks, firsts)  # (most answers: drawn right at once)
         out = []
         for i, (h, a) in enumerate(answers):
-            first = (int(diff[i]), int(unknown[i]), *starts[i], images[i], where[i])
-            out.append(self._search(punks[i], h, a, heads[i], first))
+            if i in exact:
+                out.append(self._checked(h, a, *exact[i]))
+            else:
+                out.append(self._search(punks[i], h, a, heads[i], firsts[i]))
         return out
 
     def check(self, punk: np.ndarray, head: str, accessories: list[str],
@@ -194,6 +199,38 @@ class Verifier:
             best = (0, int(unknown[k]), *cands[k], images[k], where[k])
         return best, tried
 
+    def _visible_only_many(self, punks, bests) -> dict[int, tuple]:
+        """`_visible_only` of every exact drawing among `bests` (one per punk), the first round
+        of all drawn in one go: {punk: (best, answers drawn)}. Most drawings need every
+        accessory, and one call per punk cost more than the network (0.4 ms a punk)."""
+        exact = [i for i, b in enumerate(bests) if b[0] == 0]
+        cands, owner = [], []
+        for i in exact:
+            h, acc = bests[i][2], bests[i][3]
+            cands += [(h, tuple(x for x in acc if x != a)) for a in acc]
+            owner += [i] * len(acc)
+        out = {i: (bests[i], 1) for i in exact}
+        if not cands:
+            return out
+        images, known = self.sprites.render_many(cands)
+        where = (images != punks[owner]).any(-1) & known
+        diff, unknown = where.sum((1, 2)), (~known).sum((1, 2))
+        start = 0
+        for i in exact:
+            n = len(bests[i][3])
+            mine = np.arange(start, start + n)
+            start += n
+            # (the rule of `_visible_only`: the drawing stays equal, no pixel becomes unknown)
+            ok = mine[(diff[mine] == 0) & (unknown[mine] <= bests[i][1])]
+            if not len(ok):
+                out[i] = (bests[i], 1 + n)
+                continue
+            k = int(ok[0])
+            best, more = self._visible_only(punks[i], (0, int(unknown[k]), *cands[k],
+                                                       images[k], where[k]))  # fmt: skip
+            out[i] = (best, 1 + n + more)
+        return out
+
     def _search(self, punk, head, accessories, heads, best) -> Check:
         tried = 1
         for _ in range(ROUNDS if best[0] else 0):
@@ -209,6 +246,10 @@ class Verifier:
         if best[0] == 0:
             best, n = self._visible_only(punk, best)
             tried += n
+        return self._checked(head, accessories, best, tried)
+
+    def _checked(self, head, accessories, best, tried) -> Check:
+        """The Check of the drawing `best` for the network's answer (`head`, `accessories`)."""
         d, u, h, acc, image, mask = best
         asked = (head, tuple(sorted(accessories, key=lambda a: self.layer.get(a, 99))))
         changed = (h, acc) != asked
