@@ -16,7 +16,8 @@ import punktraits
 
 LAYERS = [
     ["version", "errors"],  # nothing of ours
-    ["files", "webp"],  # atomic writes, JSON, weights, PNG helpers; a WebP's encoder
+    ["files", "webp", "answer"],  # atomic writes, JSON, weights, PNG helpers; a WebP's encoder;
+    #   what an image's answer holds (plain data)
     ["data", "normalize", "models", "metrics"],  # the dataset; image -> punk; networks; scores
     ["locate"],  # where the punks are in a larger picture (squares to read)
     ["schema"],  # what each file of a run folder must hold
@@ -28,7 +29,7 @@ LAYERS = [
     ["recipes"],  # the registry
     ["run"],  # run folders: create (train), open, evaluate
     ["draw"],  # pictures of punks
-    ["predict"],  # image -> Prediction
+    ["predict", "folder"],  # image -> Prediction; folders of files, in worker processes
     ["report", "server"],  # what people look at
     ["cli", "__main__", ""],  # the command line; "" is the package itself (lazy public API)
 ]

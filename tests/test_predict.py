@@ -443,3 +443,4 @@ def test_prediction_to_dict_is_a_plain_copy():
     assert p.accessories == ["Earring"] and p.probabilities["Male"] == 0.9
     assert p.check["ties"][0]["accessories"] == ("Mole", "Earring")
     assert p.rarity["rank"]["open"] == 12 and p.normalized["scale"] == 8
+    assert p.to_json() == json.dumps(p.to_dict())  # (what predict writes: the same text)

@@ -321,31 +321,32 @@ def predict(paths, model_dir, fmt, batch_size, threads, workers) -> None:
     caption or a frame) gives one answer per punk found in it, each with its box.
     Exit code 1 when any image could not be read; the others are still predicted."""
     import csv as csv_mod
+    import itertools
 
     from tqdm import tqdm
 
-    from .predict import expand_paths, iter_find_parallel, load_model
+    from .folder import expand_paths, iter_find_parallel, run_traits
 
-    if threads:
-        import torch
+    files = expand_paths(paths)
+    if workers > 1 and len(files) > 1:
+        # The workers load their models; this process only writes their answers (no torch,
+        # no model: ~2 s of a core left to them). Their first answers come before any output,
+        # so a model that does not load is said alone, as with one process.
+        answers = iter(iter_find_parallel(model_dir, files, workers, batch_size, threads or 1))
+        answers = itertools.chain([next(answers)], answers)
+        traits = run_traits(model_dir)
+    else:
+        from .predict import load_model
 
-        torch.set_num_threads(threads)
-    files, found_all = None, None
-    if workers > 1:  # the workers start first: they load their models meanwhile
-        files = expand_paths(paths)
-        if len(files) > 1:
-            found_all = iter_find_parallel(model_dir, files, workers, batch_size, threads or 1)
-    try:
-        # (a model that does not load is said before the files; with workers answering, this
-        # process needs only its traits: not the collection's tables, ~2 s of a core)
-        model = load_model(model_dir, verify=found_all is None)
-    except BaseException:
-        if found_all is not None:
-            found_all.close()
-        raise
-    files = expand_paths(paths) if files is None else files
-    if not files:
-        raise click.UsageError("no image files found in the given paths")
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        model = load_model(model_dir)  # (a model that does not load is said before the files)
+        if not files:
+            raise click.UsageError("no image files found in the given paths")
+        traits = model.traits
+        answers = model.iter_find(files, batch_size)
     failed = 0
     out = sys.stdout
     writer = None
@@ -354,12 +355,12 @@ def predict(paths, model_dir, fmt, batch_size, threads, workers) -> None:
     elif fmt == "csv":
         writer = csv_mod.writer(out, lineterminator="\n")
         writer.writerow(["file", "error", "type", "head", "verified", "mirrored", "box"]
-                        + model.traits)  # fmt: skip
-    emit = _emit(fmt, out, writer, model.traits, len(files) > 1)
+                        + traits)  # fmt: skip
+    emit = _emit(fmt, out, writer, traits, len(files) > 1)
     bar = tqdm(total=len(files), unit="img", desc="predict", disable=len(files) < 50)
     try:  # an interrupted run keeps what it did: json closes its list, jsonl is line by line
         n = 0
-        for found in found_all or model.iter_find(files, batch_size):
+        for found in answers:
             bar.update(1)
             failed += any(p.error is not None for p in found)
             for p in found:
@@ -381,9 +382,9 @@ def _emit(fmt: str, out, writer, traits: list[str], several: bool):
     def emit(p, n: int) -> None:
         where = one_line(p.file) + (" [{}, {}, {}, {}]".format(*p.box) if p.box else "")
         if fmt == "json":
-            out.write(("" if n == 0 else ",\n") + json.dumps(p.to_dict()))
+            out.write(("" if n == 0 else ",\n") + p.to_json())
         elif fmt == "jsonl":
-            out.write(json.dumps(p.to_dict()) + "\n")
+            out.write(p.to_json() + "\n")
             out.flush()
         elif fmt == "csv":
             row = [int(t == p.type or t in p.accessories) for t in traits]

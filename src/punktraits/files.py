@@ -14,14 +14,20 @@ import os
 import re
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
 from .errors import RunError
+
+if TYPE_CHECKING:
+    import torch
+
+# The model shipped with the package: the run folder of `punktraits train --seed 0 --threads 2`
+# (docs/RESULTS.md), without its metrics.csv.
+DEFAULT_MODEL = Path(__file__).parent / "weights"
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -58,7 +64,13 @@ def read_json(path: Path):
         raise RunError(f"{path} cannot be read ({e.strerror or e})") from None
 
 
+# (torch is imported where weights are read or written: a process that only writes answers, as
+# `predict --workers`' main one, never loads it)
+
+
 def save_weights(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    from safetensors.torch import save_file
+
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
     save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp))
@@ -66,6 +78,8 @@ def save_weights(path: Path, tensors: dict[str, torch.Tensor]) -> None:
 
 
 def load_weights(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
     path = Path(path)
     if not path.exists():
         raise RunError(f"{path} is missing; the run did not finish or the folder was changed")

@@ -26,12 +26,12 @@ import io
 import itertools
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from .answer import Prediction
 from .collection import Originals, Rarity, layered, punk_item
 from .data import HEADS, TRAIT_INDEX, TYPES
 from .draw import render_explanation
@@ -46,7 +46,7 @@ from .normalize import (
     open_image,
 )
 from .run import Run
-from .verify import Check, Verifier, fit_check, likely_heads, prove
+from .verify import Verifier, fit_check, likely_heads, prove
 
 OFFICIAL = "https://cryptopunks.app/cryptopunks/details/{id}"  # Larva Labs' page of a punk
 
@@ -55,52 +55,12 @@ def punk_url(i: int) -> str:
     return OFFICIAL.format(id=i)
 
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp"}
 SCREEN_PIXELS = 4096 * 4096  # a picture searched for punks may be this large (punks.png: 2400^2)
 MAX_SQUARES = 400  # squares read with the normaliser per picture at most (exact cells: no limit)
 # A lossy file's square is found a pixel or two short on some sides (JPEG bleeds the page into
 # its edge): when one does not draw back, these (left, top, side) growths are tried in turn.
 GROW = ((0, 0, 0), (1, 1, 2), (1, 0, 1), (0, 1, 1), (1, 1, 1), (2, 2, 4))
 NEAR_MISS = 60  # differing pixels of a square's reading within which it is tried again
-
-
-@dataclass
-class Prediction:
-    """The traits of one image."""
-
-    file: str | None  # where it came from, if a file
-    type: str | None  # one of Alien, Ape, Zombie, Female, Male
-    accessories: list[str]  # the accessories, in trait order
-    probabilities: dict[str, float]  # trait name -> the network's probability
-    normalized: dict | None  # how the image was normalised (see normalize.Normalized)
-    error: str | None = None  # None, or the one-line reason the image could not be read
-    head: str | None = None  # the type with its skin tone (`Male 2`), as on-chain
-    verified: bool | None = None  # drawn back pixel for pixel (None: not checked)
-    check: dict | None = None  # how it was drawn back (verify.Check.to_dict), or why not
-    original: dict | None = None  # the original with these exact pixels: {id, labels, agrees}
-    nearest: dict | None = None  # when not an original: {id, differing_pixels} of the closest
-    rarity: dict | None = None  # rarity.tools and OpenRarity scores and ranks of the answer
-    box: list[int] | None = None  # [x, y, w, h] of the punk in a larger picture (None: the image)
-    mirrored: bool = False  # the image shows the punk flipped left-right (the answer is the punk)
-    drawn: Check | None = field(default=None, repr=False)  # the drawing itself (not in JSON)
-
-    def to_dict(self) -> dict:
-        """Plain JSON types, `drawn` left out; a copy (changing it leaves the prediction)."""
-        return {f.name: _copied(getattr(self, f.name)) for f in fields(self) if f.name != "drawn"}
-
-
-_PLAIN = frozenset({str, int, float, bool, type(None)})  # (kept as they are, without a call)
-
-
-def _copied(value):
-    """A copy of a JSON value (dicts, lists, tuples as lists); ~10x faster than asdict's
-    deepcopy, which also copied the drawing's arrays only to drop them, and ~3x faster again
-    without a call per number (92 probabilities a prediction)."""
-    if isinstance(value, dict):
-        return {k: v if type(v) in _PLAIN else _copied(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [v if type(v) in _PLAIN else _copied(v) for v in value]
-    return value
 
 
 def _chunks(items: Iterable, size: int) -> Iterator[list]:
@@ -557,81 +517,6 @@ def load_model(run: str | os.PathLike | None = None, verify: bool = True) -> Pre
     """The shipped default model, or the run folder `run` (written by `punktraits train`);
     `verify=False`: without the drawing rules, originals and rarity (see `Predictor`)."""
     return Predictor(run, verify=verify)
-
-
-_WORKER: Predictor | None = None  # the model of a worker process (`iter_find_parallel`)
-_WORKER_ERROR: str | None = None  # why it has none
-
-
-def _start_worker(run, threads: int) -> None:
-    global _WORKER, _WORKER_ERROR
-    import torch
-
-    torch.set_num_threads(threads)
-    try:
-        _WORKER = load_model(run)
-    except PunktraitsError as e:  # said once, by the main process, which loads it too
-        _WORKER_ERROR = str(e)
-
-
-def _find_in_worker(files: list[Path], batch_size: int) -> list[list[Prediction]]:
-    if _WORKER is None:
-        raise PunktraitsError(_WORKER_ERROR or "the worker has no model")
-    out = list(_WORKER.iter_find(files, batch_size))
-    for found in out:
-        for p in found:
-            p.drawn = None  # (the drawing's arrays need not cross back)
-    return out
-
-
-def iter_find_parallel(run, files: list[Path], workers: int, batch_size: int = 256,
-                       threads: int = 1, chunk: int = 128) -> _Parallel:  # fmt: skip
-    """`Predictor.iter_find` over files in `workers` processes, each with its own model (loaded
-    once, `threads` torch threads), in chunks of `chunk` files; answers come back in the files'
-    order as soon as their chunk is done. Without the drawings (`Prediction.drawn` is None).
-    The processes start now (loading a model takes them a second or two), not when the
-    answers are first asked for."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    ctx = multiprocessing.get_context("spawn")  # (a forked torch can hang on its threads)
-    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_start_worker,
-                               initargs=(run, threads))  # fmt: skip
-    futures = [pool.submit(_find_in_worker, files[i : i + chunk], batch_size)
-               for i in range(0, len(files), chunk)]  # fmt: skip
-
-    return _Parallel(pool, futures)
-
-
-class _Parallel:
-    """The answers of `iter_find_parallel`, in order; `close` stops the processes (also when
-    the answers were never asked for)."""
-
-    def __init__(self, pool, futures):
-        self.pool, self.futures = pool, futures
-
-    def __iter__(self) -> Iterator[list[Prediction]]:
-        try:
-            for f in self.futures:
-                yield from f.result()
-        finally:  # done, failed or interrupted: nothing is left running
-            self.close()
-
-    def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
-
-
-def expand_paths(paths: Iterable[str | os.PathLike]) -> list[Path]:
-    """Files as given; folders searched recursively for image files, in sorted order."""
-    out: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            out += sorted(
-                f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES
-            )
-        else:
-            out.append(p)
-    return out
 
 
 def _frame(rgba: np.ndarray, x: int, y: int, side: int) -> tuple[np.ndarray, int, int]:

@@ -30,16 +30,12 @@ import torch
 from . import recipes
 from .data import HEADS, Punks, split
 from .errors import DataError, RunError
-from .files import atomic_write, read_json, write_json
+from .files import DEFAULT_MODEL, atomic_write, read_json, write_json
 from .metrics import evaluate, to_csv
 from .normalize import collection_palette
 from .recipes import Recipe, Split, TrainConfig
 from .schema import check_config, check_history, read_config, read_metrics, read_palette, read_split
 from .version import __version__
-
-# The default model shipped with the package: the run folder of `punktraits train --seed 0
-# --threads 2` (docs/RESULTS.md), without its metrics.csv.
-DEFAULT_MODEL = Path(__file__).parent / "weights"
 
 # Settings that may differ when a run is resumed (they do not change the result).
 RESUMABLE = {"device", "threads", "train_config", "group"}

@@ -1,0 +1,107 @@
+"""Folders of images: the files a path names, and `predict` over them in worker processes.
+
+    files = expand_paths(["punks/", "one.png"])
+    for found in iter_find_parallel(None, files, workers=2):   # answers in the files' order
+        ...
+
+Each worker process loads its own model (`predict.load_model`) and reads chunks of files; the
+process that asks for the answers imports neither torch nor the model: it gets `Prediction`s
+(answer.py, plain data) and the run's trait names from its config.json (`run_traits`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from .answer import Prediction
+from .errors import PunktraitsError
+from .files import DEFAULT_MODEL, read_json
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp"}
+
+
+def expand_paths(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Files as given; folders searched recursively for image files, in sorted order."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out += sorted(
+                f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES
+            )
+        else:
+            out.append(p)
+    return out
+
+
+def run_traits(run: str | os.PathLike | None) -> list[str]:
+    """The trait names of a run folder's outputs, in order, from its config.json alone (for a
+    run the workers loaded: they checked the rest)."""
+    path = (DEFAULT_MODEL if run is None else Path(run)) / "config.json"
+    return list(read_json(path)["traits"])
+
+
+_WORKER = None  # the Predictor of a worker process (`iter_find_parallel`)
+_WORKER_ERROR: str | None = None  # why it has none
+
+
+def _start_worker(run, threads: int) -> None:
+    global _WORKER, _WORKER_ERROR
+    import torch
+
+    from .predict import load_model
+
+    torch.set_num_threads(threads)
+    try:
+        _WORKER = load_model(run)
+    except PunktraitsError as e:  # said by the main process, from the first chunk's answer
+        _WORKER_ERROR = str(e)
+
+
+def _find_in_worker(files: list[Path], batch_size: int) -> list[list[Prediction]]:
+    if _WORKER is None:
+        raise PunktraitsError(_WORKER_ERROR or "the worker has no model")
+    out = list(_WORKER.iter_find(files, batch_size))
+    for found in out:
+        for p in found:
+            p.drawn = None  # (the drawing's arrays need not cross back)
+    return out
+
+
+def iter_find_parallel(run, files: list[Path], workers: int, batch_size: int = 256,
+                       threads: int = 1, chunk: int = 128) -> _Parallel:  # fmt: skip
+    """`Predictor.iter_find` over files in `workers` processes, each with its own model (loaded
+    once, `threads` torch threads), in chunks of `chunk` files; answers come back in the files'
+    order as soon as their chunk is done. Without the drawings (`Prediction.drawn` is None).
+    The processes start now (loading a model takes them a second or two), not when the
+    answers are first asked for; a model that does not load raises its PunktraitsError at the
+    first answer."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = multiprocessing.get_context("spawn")  # (a forked torch can hang on its threads)
+    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_start_worker,
+                               initargs=(run, threads))  # fmt: skip
+    futures = [pool.submit(_find_in_worker, files[i : i + chunk], batch_size)
+               for i in range(0, len(files), chunk)]  # fmt: skip
+
+    return _Parallel(pool, futures)
+
+
+class _Parallel:
+    """The answers of `iter_find_parallel`, in order; `close` stops the processes (also when
+    the answers were never asked for)."""
+
+    def __init__(self, pool, futures):
+        self.pool, self.futures = pool, futures
+
+    def __iter__(self) -> Iterator[list[Prediction]]:
+        try:
+            for f in self.futures:
+                yield from f.result()
+        finally:  # done, failed or interrupted: nothing is left running
+            self.close()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
