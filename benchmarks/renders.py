@@ -29,6 +29,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # one core: numpy's BLAS thr
 
 import argparse  # noqa: E402
 import io  # noqa: E402
+import sys  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -140,6 +141,27 @@ def _predict(files: list[bytes]) -> tuple[list, float]:
     return preds, seconds
 
 
+def _tally(ids, preds, want) -> dict:
+    """What the answers `preds` for punks `ids` got right, against `want` (head, visible)."""
+    wrong, refused, tied, proven = [], [], [], []
+    for i, p in zip(map(int, ids), preds):
+        if p.error is not None:
+            refused.append(i)
+        elif (p.head, set(p.accessories)) != want[i]:
+            wrong.append(i)
+            # a drawing that gives the file back exactly is named beside the answer: the file
+            # cannot tell the two apart
+            if (p.check or {}).get("ties"):
+                tied.append(i)
+            # verified all the same: its drawing gives the file back and none an edit away
+            # does on the same background, but the truth does on another (no proof)
+            if p.verified:
+                proven.append(i)
+    return {"n": len(preds), "right": len(preds) - len(wrong) - len(refused), "wrong": wrong,
+            "refused": refused, "tied": tied, "proven": proven,
+            "verified": sum(bool(p.verified) for p in preds)}  # fmt: skip
+
+
 def traits(args) -> None:
     from punktraits.sprites import heads_of
 
@@ -147,8 +169,11 @@ def traits(args) -> None:
     pool = None
     if args.workers > 1:
         import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
 
-        pool = multiprocessing.get_context("spawn").Pool(args.workers, _start, (args.data_dir,))
+        # (a worker that cannot start breaks the pool: an error, not a wait)
+        pool = ProcessPoolExecutor(args.workers, multiprocessing.get_context("spawn"), _start,
+                                   (args.data_dir,))  # fmt: skip
     else:
         _start(args.data_dir)
     heads = heads_of(punks)
@@ -166,36 +191,27 @@ def traits(args) -> None:
         if pool is None:
             preds, seconds = _predict(files)
         else:  # shards of 25 in order; ms/image: the sum of the workers' own times
-            parts = pool.map(_predict, [files[k : k + 25] for k in range(0, len(files), 25)])
-            preds = [p for part, _ in parts for p in part]
-            seconds = sum(t for _, t in parts)
-        right = sum(
-            p.error is None and (p.head, set(p.accessories)) == want[int(i)]
-            for i, p in zip(ids, preds)
-        )
-        wrong = [int(i) for i, p in zip(ids, preds)
-                 if p.error is None and (p.head, set(p.accessories)) != want[int(i)]]  # fmt: skip
-        refused = [int(i) for i, p in zip(ids, preds) if p.error is not None]
-        verified = sum(bool(p.verified) for p in preds)
-        # wrong, but a drawing that gives the file back exactly is named beside the answer: the
-        # file cannot tell the two apart
-        tied = [
-            int(i) for i, p in zip(ids, preds) if int(i) in wrong and (p.check or {}).get("ties")
-        ]
-        # wrong and yet verified: its drawing gives the file back and none an edit away does
-        # on the same background, but the truth does on another (the proof is not one)
-        proven = [int(i) for i, p in zip(ids, preds) if int(i) in wrong and p.verified]
+            preds, seconds = [], 0.0
+            for part, t in pool.map(
+                _predict, [files[k : k + 25] for k in range(0, len(files), 25)]
+            ):
+                preds += part
+                seconds += t
+                if len(preds) % 1000 == 0:  # so far, on stderr (a run cut short keeps them)
+                    print(f"{filt} {size} {fmt} {bg}: {_tally(ids, preds, want)}",
+                          file=sys.stderr, flush=True)  # fmt: skip
+        t = _tally(ids, preds, want)
         print(
             f"| {filt} | {size} (x{size / 24:.3g}) | {fmt} | {bg} | "
-            f"{right / len(ids):.1%} | {verified / len(ids):.1%} | {len(refused)} | "
+            f"{t['right'] / len(ids):.1%} | {t['verified'] / len(ids):.1%} | {len(t['refused'])} | "
             f"{seconds / len(ids) * 1000:.0f} |",
             flush=True,
         )
-        if wrong or refused:
+        if t["wrong"] or t["refused"]:
             misses.append(
-                f"{filt} {size} {fmt} {bg}: wrong {wrong}, refused {refused}"
-                + (f" (ties the file cannot tell apart: {tied})" if tied else "")
-                + (f" (wrong yet verified: {proven})" if proven else "")
+                f"{filt} {size} {fmt} {bg}: wrong {t['wrong']}, refused {t['refused']}"
+                + (f" (ties the file cannot tell apart: {t['tied']})" if t["tied"] else "")
+                + (f" (wrong yet verified: {t['proven']})" if t["proven"] else "")
             )
     if misses:
         print("\npunks not read right (ids):\n" + "\n".join(f"- {m}" for m in misses))
