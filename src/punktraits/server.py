@@ -710,19 +710,18 @@ def _listening(host: str, port: int, n: int) -> list[socket.socket]:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     socks: list[socket.socket] = []
     try:
-        for k in range(n):
+        if n > 1:  # alone first: taken by anyone, ours included, fails here
+            with socket.socket(family) as alone:
+                alone.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                alone.bind((host, port))
+                port = alone.getsockname()[1]  # (0: any free port, the same for all)
+        for _ in range(n):
             # (IPPROTO_TCP named: asyncio turns Nagle off, TCP_NODELAY, only on sockets that
             # say so; with proto 0 each answer waited ~40 ms for the client's delayed ACK)
             sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
             socks.append(sock)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if n > 1 and k > 0:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            elif n > 1:  # (alone first: taken by anyone, ours included, fails here)
-                with socket.socket(family) as alone:
-                    alone.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                    alone.bind((host, port))
-                    port = alone.getsockname()[1]  # (0: any free port, the same for all)
+            if n > 1:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             sock.bind((host, port))
             port = sock.getsockname()[1]
