@@ -331,6 +331,28 @@ def test_worker_processes_give_the_same_answers_in_the_same_order(tmp_path, punk
     ]
 
 
+def test_a_worker_process_that_dies_is_one_error_after_the_answers_before_it(tmp_path, punks):
+    """A worker killed (out of memory, say) was a BrokenProcessPool traceback; now one line
+    that says what to do, after the answers that came before it."""
+    from punktraits.errors import PunktraitsError
+    from punktraits.folder import iter_find_parallel
+
+    files = []
+    for k in range(300):
+        files.append(tmp_path / f"{k:03d}.png")
+        render(punks.images[k], 2, BLUE).save(files[-1])
+    answers = iter_find_parallel(None, files, 2, chunk=2)
+    it = iter(answers)
+    got = [next(it)]  # (the workers are up)
+    for proc in list(answers.pool._processes.values()):
+        proc.kill()
+    with pytest.raises(PunktraitsError, match=r"^a worker process stopped before it answered "
+                       r"\(killed, or out of memory\?\); .* fewer --workers$"):  # fmt: skip
+        for found in it:
+            got.append(found)
+    assert 1 <= len(got) < 300 and got[0][0].type == D.TYPES[int(punks.labels[0, :5].argmax())]
+
+
 def test_table_output_keeps_a_file_name_with_a_newline_on_one_line(tmp_path, punks):
     path = tmp_path / "two\nlines.png"
     render(punks.images[0], 8, BLUE).save(path)

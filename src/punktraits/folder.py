@@ -97,9 +97,16 @@ class _Parallel:
         self.pool, self.futures = pool, futures
 
     def __iter__(self) -> Iterator[list[Prediction]]:
+        from concurrent.futures.process import BrokenProcessPool
+
         try:
             for f in self.futures:
                 yield from f.result()
+        except BrokenProcessPool:
+            raise PunktraitsError(
+                "a worker process stopped before it answered (killed, or out of memory?); "
+                "the answers before it were written: run again, with fewer --workers"
+            ) from None
         finally:  # done, failed or interrupted: nothing is left running
             self.close()
 
