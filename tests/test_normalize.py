@@ -379,3 +379,20 @@ def test_the_jpeg_round_trip_decodes_as_pillow_opens_it(subsampling):
         Image.fromarray(img).save(again, format="JPEG", **tables)
         want = np.asarray(Image.open(again).convert("RGB"))
         assert (N._jpeg(tables)[0](img) == want).all(), (subsampling, size)
+
+
+def test_the_fast_colour_distances_are_the_very_values_of_the_plain_ones():
+    # a reading's nearest colours decide cells: the channel-at-a-time distances must equal the
+    # broadcast sum bit for bit (ties included), for RGB and for premultiplied RGBA
+    rng = np.random.default_rng(0)
+    for c in (3, 4):
+        est = rng.random((576, c)) * 255
+        est[:50] = np.round(est[:50])  # (exact ties with the palette's own values)
+        pal = np.vstack([rng.random((200, c)) * 255, est[:22]])
+        assert np.array_equal(N._distances(est, pal), ((est[:, None] - pal[None]) ** 2).sum(-1))
+
+
+def test_colours_that_show_alike_go_to_the_commonest_of_them():
+    shown = np.array([[1.0, 2, 3], [9, 9, 9], [1, 2, 3], [1, 2, 3], [9, 9, 9]])
+    counts = np.array([5, 1, 7, 2, 3], np.int64)
+    assert N._commonest_alike(shown.tobytes(), counts.tobytes()).tolist() == [2, 4, 2, 2, 4]

@@ -490,6 +490,38 @@ def _expand(wy, q, wx):
     return np.tensordot(t, wx, ([1], [1])).transpose(0, 2, 1)
 
 
+def _distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Squared distances (N, P) between the rows of a (N, C) and b (P, C), a channel at a time:
+    the very values of `((a[:, None] - b[None]) ** 2).sum(-1)` (its sum adds the channels in
+    order too) at an eighth of the time (4.2 -> 0.5 ms for 576 cells and 222 colours)."""
+    out = (a[:, None, 0] - b[None, :, 0]) ** 2
+    for c in range(1, a.shape[1]):
+        out += (a[:, None, c] - b[None, :, c]) ** 2
+    return out
+
+
+@lru_cache(maxsize=64)
+def _commonest_alike(shown: bytes, counts: bytes) -> np.ndarray:
+    """(P,): for each colour, the commonest (by `counts`, int64) of those that show alike as it
+    does (`shown` (P, 3) float64, as bytes: a cache key): the same for every image on one
+    background (1.4 ms a reading otherwise)."""
+    n = np.frombuffer(counts, np.int64)
+    s = np.frombuffer(shown).reshape(len(n), -1)
+    same = (s[:, None] == s[None]).all(-1)  # (P, P)
+    out = np.where(same, n[None], -1).argmax(1)
+    out.flags.writeable = False
+    return out
+
+
+@lru_cache(maxsize=64)
+def _alike(shown: bytes, n: int) -> np.ndarray:
+    """`_Drawing.similar` of colours `shown` (n, C) float64, as bytes (a cache key)."""
+    s = np.frombuffer(shown).reshape(n, -1)
+    out = np.argsort(_distances(s, s), 1)[:, 1:7]
+    out.flags.writeable = False  # (shared by the drawings that ask)
+    return out
+
+
 class _Drawing:
     """One way the punk may have been drawn: a grid and filter, and `kind`, how transparency was
     handled: "alpha" (the image kept it: compared premultiplied), "after" (the punk was put on
@@ -515,14 +547,18 @@ class _Drawing:
         self.shown8 = self.shown.astype(np.uint8) if kind != "alpha" else None
         self.premult = _premultiply(pal)  # a resize (not NEAREST) works premultiplied
         self.pal8 = palette.astype(np.uint8)
-        dist = ((self.s[:, None] - self.s[None]) ** 2).sum(-1)
-        self.similar = np.argsort(dist, 1)[:, 1:7]  # (P, 6) the colours that look most alike
         self.transparent = int(np.flatnonzero(pal[:, 3] == 0)[0])
         opaque_black = np.flatnonzero((pal == [0, 0, 0, 255]).all(1))
         self.black = int(opaque_black[0]) if len(opaque_black) else self.transparent
         self.inside = ay.inside[:, None] & ax.inside[None, :]
         self.sy, self.sx = (self.wy != 0).astype(np.float64), (self.wx != 0).astype(np.float64)
         self.energy = np.outer((self.wy**2).sum(0), (self.wx**2).sum(0)).ravel() + 1e-9
+
+    @cached_property
+    def similar(self) -> np.ndarray:
+        """(P, 6) the colours that look most alike (on this background): the same for every
+        image drawn alike, so computed once for them (~1.5 ms a drawing)."""
+        return _alike(self.s.tobytes(), len(self.s))
 
     # -- exact ------------------------------------------------------------------------------
 
@@ -1177,7 +1213,7 @@ def _normalize_pixels(rgba, has_alpha, fmt, notes, jpeg, palette, counts, name, 
             if first is not None and filt not in RINGING:
                 idx = first  # nothing is clipped: the same punk; only the exact rounding differs
             else:
-                dist = ((est.reshape(576, 1, -1) - d.s[None]) ** 2).sum(-1)
+                dist = _distances(est.reshape(576, -1), d.s)
                 idx = dist.argmin(1)
                 if kind == "before":  # the background ring around the punk was clipped
                     close = np.abs(d.s[idx] - d.bg).max(1) < 30
@@ -1245,8 +1281,7 @@ def _normalize_pixels(rgba, has_alpha, fmt, notes, jpeg, palette, counts, name, 
         reencode = _clear_reencoder(rgba, grids, codec, palette, idx)
     if not has_alpha:
         if counts is not None:  # colours that show alike on this background: the commonest
-            same = (d.shown[:, None] == d.shown[None]).all(-1)  # (P, P)
-            idx = np.where(same, counts[None], -1).argmax(1)[idx]
+            idx = _commonest_alike(d.shown.tobytes(), np.asarray(counts, np.int64).tobytes())[idx]
         idx = _lookalikes(idx, d.bg, palette.astype(np.int64), name, notes)
     if (idx == transparent).all():
         raise ImageError(f"{name}: no punk in it (the image is all one colour)")
@@ -1338,6 +1373,7 @@ def _cuts(n: int, change: np.ndarray, total: float) -> np.ndarray | None:
 
 LEVEL_STEPS = np.stack(np.meshgrid(*[[-1, 0, 1]] * 3, indexing="ij"), -1).reshape(-1, 3)  # a
 # colour's moves of at most a level in each channel (27, 3), the move 0 included
+NEAREST_STEPS = LEVEL_STEPS[np.abs(LEVEL_STEPS).sum(1).argsort()]  # the same, the nearest first
 TWO_LEVELS = np.stack(np.meshgrid(*[range(-2, 3)] * 3, indexing="ij"), -1).reshape(-1, 3)
 TWO_LEVELS = TWO_LEVELS[np.abs(TWO_LEVELS).any(1)]  # the moves of at most two levels in each
 # channel (124, 3): where a WebP's flat background decodes alike over a few levels, the moves
@@ -1463,7 +1499,7 @@ def _reencoder(pixels: np.ndarray, grids, bg, codecs: list, palette: np.ndarray,
         file back on a background a level around `d`'s (TIE_NEAR, TIE_AROUND)."""
         errs = np.array([error(d, codec, c) for c in cells])
         for k in [k for k in np.argsort(errs) if 0 < errs[k] <= TIE_NEAR][:TIE_AROUND]:
-            for step in LEVEL_STEPS[np.abs(LEVEL_STEPS).sum(1).argsort()][1:]:
+            for step in NEAREST_STEPS[1:]:
                 if error(recoloured(d, np.clip(d.bg + step, 0, 255)), codec, cells[k]) == 0:
                     errs[k] = 0.0
                     break
@@ -2022,8 +2058,7 @@ class _Answers:
                 yield fitted
             return
         fitted = _fitted_background(self.pixels, way[:4], rgba.reshape(576, 4))
-        steps = LEVEL_STEPS[np.abs(LEVEL_STEPS).sum(1).argsort()]  # the nearest first
-        near = [np.clip(fitted + s, 0, 255) for s in steps]
+        near = [np.clip(fitted + s, 0, 255) for s in NEAREST_STEPS]
         cands = list({tuple(b.tolist()): b for b in self.flat + near}.values())
         cands.sort(key=lambda b: float(np.abs(b - fitted).sum()))
         places = self._places(by, bx, rgba[..., 3] > 0)
@@ -2340,7 +2375,7 @@ def _candidates(d: _Drawing, idx, est, prior, margin: float = 12.0):
     within `margin` or the fit chose otherwise. A smoothed one: the fit, and the two colours the
     linear drawing likes next, for every cell near the punk."""
     if _is_nearest(d.filt):
-        dist2 = ((est.reshape(576, 1, -1) - d.s[None]) ** 2).sum(-1)
+        dist2 = _distances(est.reshape(576, -1), d.s)
         score = dist2 / 8.0 - (prior if prior is not None else 0.0)  # noise: sigma ~2
         ranked = np.argsort(score, 1)[:, :4]
         order = ranked[:, :3].copy()
