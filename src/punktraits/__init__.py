@@ -21,7 +21,11 @@ __all__ = ["load_model", "Predictor", "Prediction", "__version__"]
 
 def __getattr__(name: str):
     # Lazy, so that `import punktraits` (and the CLI's --help) does not pay for torch.
-    if name in ("load_model", "Predictor", "Prediction"):
+    if name == "Prediction":  # (plain data: no torch)
+        from .answer import Prediction
+
+        return Prediction
+    if name in ("load_model", "Predictor"):
         from . import predict
 
         return getattr(predict, name)
