@@ -861,21 +861,31 @@ def _nearest_border(prof: np.ndarray) -> int:
     prof = prof[:, :: max(1, prof.shape[1] // 12)]  # a dozen lines tell a grid
     pos = np.arange(side)
 
-    def misfit(b: int) -> float:
-        cell = (side - 2 * b) / 24
-        centres = np.minimum((b + (np.arange(24) + 0.5) * cell).astype(int), side - 1)
-        which = np.floor((pos - b) / cell).astype(int)
-        idx = np.where(which < 0, 0, np.where(which > 23, side - 1, centres[np.clip(which, 0, 23)]))
-        return float(np.abs(prof - prof[idx]).mean())
+    def misfits(bs) -> list[tuple[float, int]]:
+        """(misfit, b) of each border b, eight drawn in one go (each mean over its own
+        contiguous slice: the values one b at a time gave)."""
+        bs, out = list(bs), []
+        for at in range(0, len(bs), 8):
+            some = bs[at : at + 8]
+            idx = np.empty((len(some), side), np.int64)
+            for k, b in enumerate(some):
+                cell = (side - 2 * b) / 24
+                centres = np.minimum((b + (np.arange(24) + 0.5) * cell).astype(int), side - 1)
+                which = np.floor((pos - b) / cell).astype(int)
+                inner = centres[np.clip(which, 0, 23)]
+                idx[k] = np.where(which < 0, 0, np.where(which > 23, side - 1, inner))
+            diff = np.abs(prof[None] - prof[idx])  # (B, side, lines, channels)
+            out += [(float(diff[k].mean()), b) for k, b in enumerate(some)]
+        return out
 
     top = max(0, min(side // 8, (side - 24) // 2))
-    none = misfit(0)
+    none = misfits([0])[0][0]
     if none == 0.0 or top == 0:
         return 0  # an exact upscale with no border: nothing can fit better
     step = max(1, side // 240)
-    coarse = min((misfit(b), b) for b in range(0, top + 1, step))
+    coarse = min(misfits(range(0, top + 1, step)))
     fine = range(max(0, coarse[1] - step + 1), min(top, coarse[1] + step - 1) + 1)
-    err, b = min([coarse] + [(misfit(b), b) for b in fine])
+    err, b = min([coarse] + misfits(fine))
     return b if err <= 0.5 * none else 0
 
 
