@@ -396,3 +396,19 @@ def test_colours_that_show_alike_go_to_the_commonest_of_them():
     shown = np.array([[1.0, 2, 3], [9, 9, 9], [1, 2, 3], [1, 2, 3], [9, 9, 9]])
     counts = np.array([5, 1, 7, 2, 3], np.int64)
     assert N._commonest_alike(shown.tobytes(), counts.tobytes()).tolist() == [2, 4, 2, 2, 4]
+
+
+def test_greyscale_is_told_by_the_99th_percentile_of_each_pixels_channel_spread():
+    rng = np.random.default_rng(1)
+    for n, grey in ((40, True), (300, True), (300, False)):
+        img = rng.integers(0, 256, (n, n, 4), dtype=np.uint8)
+        img[..., 3] = 255
+        if grey:  # within 8 levels, but for 1% of the pixels or fewer
+            img[..., 1] = img[..., 0]
+            img[..., 2] = np.clip(img[..., 0].astype(int) + rng.integers(-8, 9, (n, n)), 0, 255)
+            img.reshape(-1, 4)[: n * n // 200, 1] ^= 0x80  # 0.5% far off
+        px = img.reshape(-1, 4).astype(np.int16)
+        spread = px[:, :3].max(1) - px[:, :3].min(1)
+        assert N._greyscale(img) == (np.percentile(spread, 99) <= 8) == grey
+    img[..., 3] = 0  # nothing visible: not greyscale
+    assert not N._greyscale(img)

