@@ -1494,7 +1494,7 @@ def _reencoder(pixels: np.ndarray, grids, bg, codecs: list, palette: np.ndarray,
             settled[:] = [settle(cells[0], True) if again else settle(reading)]
         d, codec = settled[0]
         if exact and blockwise and like is not None:
-            errs = given_back(d, codec, cells, cells_of(like)[0]).astype(np.float64)
+            errs = given_back(d, codec, cells, cells_of(like)[0])
             # a JPEG's ties a level around too (#1843): only a drawing within TIE_NEAR can be
             # one, and `given_back` says at most a drawing's error (one encoding for all, where
             # `around` alone encodes each: ~50 ms a proven 36 px file)
@@ -1616,8 +1616,8 @@ def _given_back(pixels: np.ndarray, codec, cands, like, sy: np.ndarray, sx: np.n
     for (my, mx), (j, y0, x0, part) in zip(at, parts):
         ph, pw = min(part.shape[0], h - y0), min(part.shape[1], w - x0)  # the file's pixels
         got = back[my + 1 : my + ph - 1, mx + 1 : mx + pw - 1]
-        out[j] = float(np.abs(got - pixels[y0 + 1 : y0 + ph - 1, x0 + 1 : x0 + pw - 1]).sum())
-        out[j] /= pixels.size
+        diff = np.abs(got - pixels[y0 + 1 : y0 + ph - 1, x0 + 1 : x0 + pw - 1])
+        out[j] = diff.sum() / pixels.size
         if out[j] == 0:
             out[j] = whole(cands[j])
     return out

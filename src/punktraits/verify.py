@@ -181,21 +181,32 @@ class Verifier:
             legal = tuple(a for a in self.sprites.order if a in kept[: MAX_LAYERS - 1])
         return head, legal
 
+    @staticmethod
+    def _without_one(best) -> list[tuple[str, tuple[str, ...]]]:
+        """The answers of drawing `best` with one of its accessories left out, in its order."""
+        h, acc = best[2], best[3]
+        return [(h, tuple(x for x in acc if x != a)) for a in acc]
+
+    @staticmethod
+    def _needless(diff: np.ndarray, unknown: np.ndarray, best) -> int | None:
+        """The first of `_without_one(best)`'s drawings (their differing and unknown pixel
+        counts) whose left-out accessory is not needed: the drawing stays equal and no pixel it
+        explained becomes unknown (a hat over the Ape's crown, which no training punk shows
+        bare, is needed); None when each is."""
+        ok = np.flatnonzero((diff == 0) & (unknown <= best[1]))
+        return int(ok[0]) if len(ok) else None
+
     def _visible_only(self, punk, best):
         """Drop accessories the drawing does not need (painted over by later layers): an answer
         claims only what its pixels show, as the visible labels do."""
         tried = 0
         while best[3]:
-            h, acc = best[2], best[3]
-            cands = [(h, tuple(x for x in acc if x != a)) for a in acc]
+            cands = self._without_one(best)
             diff, unknown, images, where = self._draw(cands, punk)
             tried += len(cands)
-            # Not needed: the drawing stays equal and no pixel it explained becomes unknown
-            # (a hat over the Ape's crown, which no training punk shows bare, is needed).
-            ok = np.flatnonzero((diff == 0) & (unknown <= best[1]))
-            if not len(ok):
+            k = self._needless(diff, unknown, best)
+            if k is None:
                 break
-            k = int(ok[0])
             best = (0, int(unknown[k]), *cands[k], images[k], where[k])
         return best, tried
 
@@ -206,29 +217,25 @@ class Verifier:
         exact = [i for i, b in enumerate(bests) if b[0] == 0]
         cands, owner = [], []
         for i in exact:
-            h, acc = bests[i][2], bests[i][3]
-            cands += [(h, tuple(x for x in acc if x != a)) for a in acc]
-            owner += [i] * len(acc)
+            mine = self._without_one(bests[i])
+            cands += mine
+            owner += [i] * len(mine)
         out = {i: (bests[i], 1) for i in exact}
         if not cands:
             return out
-        images, known = self.sprites.render_many(cands)
-        where = (images != punks[owner]).any(-1) & known
-        diff, unknown = where.sum((1, 2)), (~known).sum((1, 2))
+        diff, unknown, images, where = self._draw(cands, punks[owner])
         start = 0
         for i in exact:
             n = len(bests[i][3])
-            mine = np.arange(start, start + n)
-            start += n
-            # (the rule of `_visible_only`: the drawing stays equal, no pixel becomes unknown)
-            ok = mine[(diff[mine] == 0) & (unknown[mine] <= bests[i][1])]
-            if not len(ok):
+            k = self._needless(diff[start : start + n], unknown[start : start + n], bests[i])
+            if k is None:
                 out[i] = (bests[i], 1 + n)
-                continue
-            k = int(ok[0])
-            best, more = self._visible_only(punks[i], (0, int(unknown[k]), *cands[k],
-                                                       images[k], where[k]))  # fmt: skip
-            out[i] = (best, 1 + n + more)
+            else:
+                k += start
+                best, more = self._visible_only(punks[i], (0, int(unknown[k]), *cands[k],
+                                                           images[k], where[k]))  # fmt: skip
+                out[i] = (best, 1 + n + more)
+            start += n
         return out
 
     def _search(self, punk, head, accessories, heads, best) -> Check:
