@@ -513,10 +513,9 @@ class Predictor:
         self.run.recipe.export_onnx(self.run.model, Path(path))
 
 
-def load_model(run: str | os.PathLike | None = None, verify: bool = True) -> Predictor:
-    """The shipped default model, or the run folder `run` (written by `punktraits train`);
-    `verify=False`: without the drawing rules, originals and rarity (see `Predictor`)."""
-    return Predictor(run, verify=verify)
+def load_model(run: str | os.PathLike | None = None) -> Predictor:
+    """The shipped default model, or the run folder `run` (written by `punktraits train`)."""
+    return Predictor(run)
 
 
 def _frame(rgba: np.ndarray, x: int, y: int, side: int) -> tuple[np.ndarray, int, int]:
