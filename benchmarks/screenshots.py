@@ -5,7 +5,8 @@ how fast; and the punks.png sheet (10,000 punks at x1) timed.
 
 Each page (seeded, same pixels for a seed) is a light or dark page of text lines, buttons and
 photo-like gradients with 3 to 10 punks placed apart, each on its own square of a site colour
-(mostly the blue #638596), with a caption under it: sizes from 48 to 336 px, drawn nearest
+(mostly the blue #638596), with a caption under it (the square and its caption kept 8 px
+clear of everything else): sizes from 48 to 336 px, drawn nearest
 (whole-number scales) or smoothed (bilinear, bicubic, lanczos at any size), one in ten mirrored;
 saved as PNG, or as JPEG quality 90 (one page in three; every page with --jpeg: the same pages,
 the PNG ones saved as JPEG too). A punk is found when an answer's box
@@ -79,7 +80,10 @@ def make_page(rng: np.random.Generator, images: np.ndarray, jpeg: bool = False):
             if how == "nearest"
             else int(rng.integers(48, 337))
         )
-        at = place(side, side + 16)
+        caption = f"#{i} {rng.integers(1, 99)} ETH"
+        # the caption's own width is kept clear too: wider than a small square, it once wrote
+        # over the next punk's corner (#4361, seed 0 page 29, before 2026-11-28)
+        at = place(max(side, int(d.textlength(caption)) + 1), side + 16)
         if at is None:
             continue
         mirrored = bool(rng.random() < 0.1)
@@ -87,7 +91,7 @@ def make_page(rng: np.random.Generator, images: np.ndarray, jpeg: bool = False):
         bg = SITE[int(rng.integers(0, len(SITE)))]
         resample = Image.NEAREST if how == "nearest" else SMOOTH[how]
         im.paste(tile(punk, side, bg, resample), at)
-        d.text((at[0], at[1] + side + 3), f"#{i} {rng.integers(1, 99)} ETH", fill=ink)
+        d.text((at[0], at[1] + side + 3), caption, fill=ink)
         truth.append((i, [at[0], at[1], side, side], mirrored, how))
     for _ in range(int(rng.integers(8, 20))):  # text lines and buttons
         words = " ".join(rng.choice(WORDS, int(rng.integers(2, 8))))
