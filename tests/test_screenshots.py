@@ -123,6 +123,19 @@ def test_a_small_square_on_a_jpeg_page_of_photos_and_large_punks(model, punks):
     assert len(found) == len(big) + 1
 
 
+def test_jpeg_page_squares_with_few_flat_pixels_or_a_blurred_corner(model, punks):
+    # #6264 at 48 px on the site green: its cap and collar leave 90 pixels of flat colour (runs
+    # of 24 and 8 the two ways), under what was counted as a colour (100), so its colour was
+    # never tried. #1349 at 76 px lanczos on purple: JPEG blurs the page's white into its edge
+    # column (70% the colour) and its corner pixel, so no run of its colour started a square.
+    im = Image.new("RGB", (420, 300), (250, 250, 247))
+    im.paste(tile(punks.images[6264], 48, (110, 150, 107)), (33, 21))
+    im.paste(tile(punks.images[1349], 76, (142, 111, 182), Image.LANCZOS), (193, 131))
+    found = model.find(encode(im, "JPEG", quality=90), "page.jpg")
+    assert [p.box for p in found] == [[33, 21, 48, 48], [193, 131, 76, 76]]
+    assert read_right(found[0], 6264) and read_right(found[1], 1349)
+
+
 def test_a_small_smoothed_square_refused_alone_is_read_by_re_encoding(model, punks):
     # #5457 bilinear at 56 px on a JPEG page: the page's white blurs into its edges, so its
     # reading alone was refused (RMS 1.4x the reading's) and dropped; re-encoded in the page's

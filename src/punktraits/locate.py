@@ -79,11 +79,17 @@ def squares(rgba: np.ndarray, has_alpha: bool, fmt: str,
         if gridded > 0.9 * h * w:
             break  # a sheet of punks: the grid of the commonest colour is the picture
         mask = _mask(rgba, colour, tol, has_alpha)
-        hrun, vrun = _runs(mask), _runs(mask.T).T
+        hrun, vrun = _runs(mask), _runs(mask, 0)
         left = np.ones_like(mask)
         left[:, 1:] = ~mask[:, :-1]
         above = np.ones_like(mask)
         above[1:] = ~mask[:-1]
+        if inset:  # JPEG blurs the page into a square's edge pixels, a few of which pass for
+            # its colour: a corner is where the square's long runs start, whatever is beside
+            # it within the blur (#1349, 76 px lanczos: its edge column 70% the colour, its
+            # corner pixel alone)
+            left[:, 1:] |= _blurred_edge(mask, vrun, inset)[:, :-1]
+            above[1:] |= _blurred_edge(mask.T, hrun.T, inset).T[:-1]
         corner = mask & left & above & (hrun >= MIN_SIDE) & (vrun >= MIN_SIDE)
         ys, xs = np.nonzero(corner)
         if not len(ys):
@@ -157,7 +163,8 @@ def _colours(rgba: np.ndarray, has_alpha: bool, fmt: str, tol: int) -> list[np.n
             peak[hit] &= own[hit] >= own[at[hit]]
         counts[~peak] = 0
     enough = (100 if lossy else 200) / step**2  # a x1 punk's square has 244 to 428 background
-    # pixels (a lossy one's steady ones, at x2, a few hundred)
+    # pixels (a lossy one's steady ones, at x2 on a JPEG q90 page: a median of ~500, under 100
+    # for 1.4% of punks; its colour may still be counted from another square)
     most, apart = (2 * MAX_COLOURS, tol // 2) if lossy else (MAX_COLOURS, tol)
     out = []
     for k in np.argsort(-counts):
@@ -170,18 +177,20 @@ def _colours(rgba: np.ndarray, has_alpha: bool, fmt: str, tol: int) -> list[np.n
 
 
 def _steady(rgba: np.ndarray, step: int, most: int = 12) -> np.ndarray:
-    """(H/step, W/step) bool, as `rgba[::step, ::step]`: the pixels that start a run of 24
-    pixels (MIN_SIDE) one way and of 8 the other within `most` levels of each other: inside a
-    flat colour (a square's background is flat to a JPEG's few levels that far; a photo's
-    noise or gradient is not, nor the blend along a smoothed edge, a pixel or three wide)."""
+    """(H/step, W/step) bool, as `rgba[::step, ::step]`: the pixels that start a run of 16
+    pixels one way and of 4 the other within `most` levels of each other: inside a flat colour
+    (a square's background is flat to a JPEG's few levels that far; a photo's noise or gradient
+    is not, nor the blend along a smoothed edge, a pixel or three wide). (Runs of 24 and 8 left
+    a fifth of 48 px squares on JPEG pages under 100 such pixels, many with none: a hat or hair
+    leaves no wider flat patch at x2.)"""
 
-    def spread(a: np.ndarray) -> list[np.ndarray]:  # within `most` over the 8, then the 24
+    def spread(a: np.ndarray) -> list[np.ndarray]:  # within `most` over the 4, then the 16
         hi, lo, wide, out = a.copy(), a.copy(), 1, []  # pixels from each, along axis 1
-        for k in (1, 2, 4, 8, 8):  # windows 2, 4, 8, 16, 24 wide
+        for k in (1, 2, 4, 8):  # windows 2, 4, 8, 16 wide
             hi[:, :-k] = np.maximum(hi[:, :-k], hi[:, k:])
             lo[:, :-k] = np.minimum(lo[:, :-k], lo[:, k:])
             wide += k
-            if wide in (8, 24):
+            if wide in (4, 16):
                 out.append((hi - lo).max(-1) <= most)
         return out
 
@@ -195,17 +204,43 @@ def _mask(rgba: np.ndarray, colour: np.ndarray, tol: int, has_alpha: bool) -> np
     """(H, W) bool: the pixels of that colour (transparent: any fully transparent pixel)."""
     if has_alpha and colour[3] == 0:
         return rgba[..., 3] <= tol
-    diff = np.abs(rgba.astype(np.int16) - colour.astype(np.int16)).max(-1)
-    return diff <= tol
+    # every channel within tol: a table of the 256 values per channel (the same pixels as the
+    # largest difference over the channels, several times faster on a page)
+    levels = np.arange(256)
+    mask = None
+    for c in range(rgba.shape[-1]):
+        near = (np.abs(levels - int(colour[c])) <= tol)[rgba[..., c]]
+        mask = near if mask is None else mask & near
+    return mask
 
 
-def _runs(mask: np.ndarray) -> np.ndarray:
-    """(H, W) int32: how many pixels of the colour start at each pixel and go right."""
-    w = mask.shape[1]
-    pos = np.arange(w, dtype=np.int32)
-    stop = np.where(mask, np.int32(w), pos[None])  # the first pixel not of the colour, from x on
-    stop = np.minimum.accumulate(stop[:, ::-1], 1)[:, ::-1]
-    return stop - pos[None]
+def _blurred_edge(mask: np.ndarray, runs: np.ndarray, inset: int) -> np.ndarray:
+    """(H, W) bool: the pixels a rectangle of the colour cannot start beyond, along axis 1: not
+    of the colour, or of it with a short run across (`runs`, the other axis's) and, within
+    `inset` pixels to their left through such pixels, one not of it (a JPEG's blurred edge,
+    not a region's inside)."""
+    weak = ~mask | (runs < MIN_SIDE)
+    out = ~mask
+    for j in range(1, inset + 1):  # j weak pixels, then one not of the colour (or the edge)
+        chain = weak.copy()
+        for i in range(1, j):
+            chain[:, i:] &= weak[:, :-i]
+        outside = np.ones_like(mask)
+        outside[:, j:] = ~mask[:, :-j]
+        out |= chain & outside
+    return out
+
+
+def _runs(mask: np.ndarray, axis: int = 1) -> np.ndarray:
+    """(H, W) int32: how many pixels of the colour start at each pixel and go right (`axis`
+    1) or down (0)."""
+    n = mask.shape[axis]
+    pos = np.arange(n, dtype=np.int32)
+    pos = pos[None] if axis == 1 else pos[:, None]
+    stop = np.where(mask, np.int32(n), pos)  # the first pixel not of the colour, from there on
+    flip = (slice(None), slice(None, None, -1)) if axis == 1 else (slice(None, None, -1),)
+    stop = np.minimum.accumulate(stop[flip], axis)[flip]
+    return stop - pos
 
 
 def _grid(cols, rows, x: int, y: int, w: int, h: int, inset: int = 0):
