@@ -14,7 +14,7 @@ from punktraits import data as D
 from punktraits.normalize import FILTERS, Fit
 from punktraits.predict import load_model
 from punktraits.sprites import heads_of
-from punktraits.verify import _simplest
+from punktraits.verify import PLAIN, _plainest, _simplest
 
 BLUE = (0x63, 0x85, 0x96)
 
@@ -229,6 +229,22 @@ def test_a_trait_the_noise_made_must_earn_its_place():
     assert _simplest(scored, 0.93, scored[0][1], 0.15) == (1.00, (head, acc))
     assert _simplest([scored[0], scored[2]], 0.93, scored[0][1], 0.15) == (0.93, scored[0][1])
     assert _simplest(scored, 0.93, scored[0][1], 0.05) == (0.93, scored[0][1])
+
+
+def test_a_trait_must_explain_more_than_the_noise_where_nothing_is_re_encoded():
+    """The best answer by squared error, unless one with the same head and a part of its
+    accessories is within PLAIN times the best's error per value; the fewest accessories then,
+    the lower error next."""
+    head, acc = "Male 4", ("Luxurious Beard", "Mohawk Dark")
+    ranked = [(head, (*acc, "Silver Chain")), (head, acc), ("Male 3", acc), (head, acc[:1])]
+    samples, best = 1000, 50_000.0  # 50 a value: a margin of PLAIN * 50
+    errs = np.array([best, best + PLAIN * 50 - 1, best + 1, best + PLAIN * 50 - 2])
+    assert _plainest(ranked, errs, samples) == (head, acc[:1])  # fewest within the margin
+    errs = np.array([best, best + PLAIN * 50 - 1, best + 1, best + PLAIN * 50 + 1])
+    assert _plainest(ranked, errs, samples) == (head, acc)
+    errs = np.array([best, best + PLAIN * 50 + 1, best + 1, best + PLAIN * 50 + 2])
+    assert _plainest(ranked, errs, samples) == ranked[0]  # the trait explains more: kept
+    assert _plainest(ranked[:1] + ranked[2:3], errs[[0, 2]], samples) == ranked[0]  # head differs
 
 
 @pytest.mark.parametrize(

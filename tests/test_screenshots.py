@@ -136,6 +136,19 @@ def test_jpeg_page_squares_with_few_flat_pixels_or_a_blurred_corner(model, punks
     assert read_right(found[0], 6264) and read_right(found[1], 1349)
 
 
+def test_a_trait_the_noise_made_on_a_jpeg_page_square_is_not_answered(model, punks):
+    # #3282 at 119 px lanczos on a JPEG q90 page: a square cut from a page is not re-encoded,
+    # and its drawing with a Silver Chain explained it better than without by 0.4 of the
+    # noise's own error per value; a trait must do better than the noise (verify.PLAIN)
+    im = Image.new("RGB", (400, 300), (250, 250, 247))
+    im.paste(tile(punks.images[3282], 119, resample=Image.LANCZOS), (59, 47))
+    (found,) = model.find(encode(im, "JPEG", quality=90), "page.jpg")
+    assert found.box == [59, 47, 119, 119]
+    assert found.head == "Male 4"
+    assert sorted(found.accessories) == ["Earring", "Luxurious Beard", "Mohawk Dark"]
+    assert read_right(found, 3282)
+
+
 def test_a_small_smoothed_square_refused_alone_is_read_by_re_encoding(model, punks):
     # #5457 bilinear at 56 px on a JPEG page: the page's white blurs into its edges, so its
     # reading alone was refused (RMS 1.4x the reading's) and dropped; re-encoded in the page's

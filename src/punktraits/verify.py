@@ -371,6 +371,19 @@ def _simplest(scored: list[tuple[float, tuple]], score: float, best: tuple,
     return e, a
 
 
+def _plainest(ranked: list[tuple], errs: np.ndarray, samples: int) -> tuple:
+    """The best of `ranked` (answers, best first, by squared errors `errs` over `samples`
+    values), or the one with the fewest accessories, the same head and a part of its
+    accessories, whose error is within PLAIN times the best's noise (its error per value) of
+    it: a trait must explain more than the noise could (a Mole, a Silver Chain: a few cells)."""
+    best, least = ranked[0], float(errs[0])
+    margin = PLAIN * max(least, 0.0) / samples
+    mine = set(best[1])
+    fewer = [(len(a[1]), e, a) for a, e in zip(ranked, errs.tolist())
+             if a[0] == best[0] and set(a[1]) < mine and e < least + margin]  # fmt: skip
+    return min(fewer)[2] if fewer else best
+
+
 def _ties(verifier: Verifier, fit, best: tuple, scored: list[tuple[float, tuple]],
           heads: list[str], flip: bool) -> tuple[tuple, list[tuple]]:  # fmt: skip
     """`best` gives a small lossy file back exactly, re-encoded: the other drawings that do too,
@@ -414,6 +427,13 @@ SETTLE = 4  # the answers the drawing is settled on again, in turn, when none gi
 #            right one, which gives the file back once settled on itself (36 px WebP: 7 of 13
 #            misses; see RESULTS)
 RERANK = 12  # the answers a small lossy image re-encodes, best by the linear fit first
+PLAIN = 10.0  # times the best drawing's own error per value (its noise, squared) by which an
+#              answer with more accessories must explain a lossy image not re-encoded (a square
+#              cut from a JPEG page) better than the same head with fewer: noise alone lets a
+#              wrong trait win by about z^2 of it at z sigmas (iid; JPEG's is not). Squares of
+#              JPEG q90 pages (benchmarks/screenshots.py, seeds 0 and 1), 2026-11-28: a wrong
+#              Silver Chain (#3282) won by 0.4-6.5, a wrong Mole (#1506) by ~1; 470 right
+#              traits by 19.2 (a Mole, #6417 on seed 1) and up, 23.5 and 27.4 next
 FIT_SLACK = 1.2  # a punk's drawing explains a lossy or smoothed image at most this much worse
 #                 (RMS) than the pixel-by-pixel reading, beyond what that reading's freedom buys
 
@@ -445,8 +465,10 @@ def fit_check(verifier: Verifier, fit, reading: np.ndarray, network: tuple[str, 
     if few:
         ranked, tried = list(dict.fromkeys(verifier._start(h, a) for h, a in starts)), 0
     else:
-        ranked, _, tried = fit_search(verifier, fit, starts, heads, flip)
+        ranked, errs, tried = fit_search(verifier, fit, starts, heads, flip)
     best = ranked[0]
+    if fit.reencode is None and not few:  # (re-encoding has its own rule: `_simplest`)
+        best = _plainest(ranked, errs, fit.samples)
     if fit.reencode is not None:  # where noise blurs colours, the encoder tells them apart
         rounds = 2 * ROUNDS if few else ROUNDS  # (from a wrong start: a head and 7 accessories)
         scored, n = _reencoding(verifier, fit, ranked[: 2 * RERANK], heads, flip, rounds=rounds)
