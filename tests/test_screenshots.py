@@ -149,6 +149,22 @@ def test_a_trait_the_noise_made_on_a_jpeg_page_square_is_not_answered(model, pun
     assert read_right(found, 3282)
 
 
+def test_a_jpeg_page_square_weighed_by_its_encoder_over_its_rough_reading(model, punks):
+    # Read alone, #8560 (96 px lanczos, mirrored) gained Spots and #3051 (48 px) a Hot
+    # Lipstick for her Purple one, their drawings 32 and 30 pixels from the reading; re-encoded
+    # in the page's blocks, the right answers come within 0.013 and 0.3 levels of the file, and
+    # are kept although that rougher reading differs in more pixels
+    im = Image.new("RGB", (400, 300), (250, 250, 247))
+    im.paste(tile(punks.images[8560][:, ::-1].copy(), 96, resample=Image.LANCZOS), (35, 40))
+    im.paste(tile(punks.images[3051], 48), (205, 33))
+    found = sorted(model.find(encode(im, "JPEG", quality=90), "page.jpg"), key=lambda p: p.box[0])
+    assert [p.box for p in found] == [[35, 40, 96, 96], [205, 33, 48, 48]]
+    assert sorted(found[0].accessories) == ["Black Lipstick", "Horned Rim Glasses", "Straight Hair"]
+    assert found[0].mirrored and read_right(found[0], 8560)
+    assert sorted(found[1].accessories) == ["Earring", "Purple Lipstick", "Red Mohawk"]
+    assert read_right(found[1], 3051)
+
+
 def test_a_small_smoothed_square_refused_alone_is_read_by_re_encoding(model, punks):
     # #5457 bilinear at 56 px on a JPEG page: the page's white blurs into its edges, so its
     # reading alone was refused (RMS 1.4x the reading's) and dropped; re-encoded in the page's
