@@ -997,6 +997,10 @@ REENCODE_PIXELS = 112 * 112  # smaller lossy images keep what weighs whole drawi
 # prefer a wrong accessory; re-encoded, the right one gives the file back
 REENCODE_WEBP_PIXELS = 96 * 96  # (WebP: its quality is guessed; at x4 re-encoding misled more
 # than it helped: nearest 100 px WebP q80 99% -> 94% right)
+KNOWN_WEBP_PIXELS = 160 * 160  # and an opaque WebP whose quality an answer's drawing confirmed
+# (its frame header), its own encoder (152 px lanczos q70: a Silver Chain on the darkest skin,
+# favoured by WebP's colour rounding 10x beyond its noise, was kept in 5 of 1,000; re-encoded,
+# the truth gives the file back), and any opaque WebP the walk from its answers (`_Answers`)
 CODEC_ENCODE_PIXELS = 8_000_000  # pixels re-encoded per image at most (~0.2 s)
 MAX_ENCODES = 200  # and re-encodings
 WEBP_QUALITIES = (80, 75, 90, 85, 70, 95, 100)  # tried in this order: Pillow's default first
@@ -1007,6 +1011,11 @@ WEBP_NEAR = 3.0  # mean levels within which a WebP's answer, drawn, is near enou
 # an answer an edit away 0.9 up, 3.1 at the tenth percentile)
 WEBP_AROUND = 6  # drawings (the nearest first) whose backgrounds a level around are tried
 WEBP_CLOSE = 1.5  # mean levels within which a way is searched a level around at once
+FAR_CLOSE = 1.15  # while no drawing has confirmed a WebP's quality, the moves beyond a level
+# of one channel are encoded at each quality coming this close to the closest (summed levels;
+# #9212 at 152 px lanczos q70: q71 closest on the background found, a level off in two
+# channels; the file's q70 1.087x, and the truth gives it back there; #8714 at 36 px bilinear
+# q70: a second quality at 1.245x spent the encodings its truth needed)
 AROUND_NOW = 2  # an answer's ways searched so at once, at most (the rest after every answer)
 WEBP_ANSWER_ENCODES = 240  # a WebP's answers drawn back stop after this many encodings (~1.5
 # ms each at 100 px, up to three qualities a drawing): #219 at 100 px bilinear spent the whole
@@ -1026,6 +1035,23 @@ AROUND_ENCODES = WEBP_ANSWER_ENCODES + WEBP_AROUND * 41  # (the answers may have
 # 27 backgrounds, 7 of them at up to 3 qualities)
 SOFT_SECONDS = 1.0  # optional checks (re-encoding, redrawing) stop after this long
 MAX_SECONDS = 10.0  # an image taking longer is refused (none should come near this)
+
+
+def reencode_pixels(webp: bool) -> int:
+    """The largest lossy image (an opaque WebP: `webp`, else a JPEG) whose answers are weighed
+    by re-encoding them whole."""
+    return KNOWN_WEBP_PIXELS if webp else REENCODE_PIXELS
+
+
+def _soft_seconds(webp: bool, h: int, w: int) -> float:
+    """How long an image's optional checks may take: SOFT_SECONDS, and for an opaque WebP
+    (`webp`) whose answers are re-encoded whole
+    beyond REENCODE_PIXELS (up to KNOWN_WEBP_PIXELS) in proportion to its pixels, as each
+    encoding costs (~3.5 ms at 152 px: its answers drawn back, their backgrounds a level around
+    and the walk ran out of the time 112 px leaves them: #756 at 152 px lanczos q70)."""
+    if webp and REENCODE_PIXELS < h * w <= KNOWN_WEBP_PIXELS:
+        return SOFT_SECONDS * h * w / REENCODE_PIXELS
+    return SOFT_SECONDS
 
 
 def normalize(
@@ -1190,6 +1216,7 @@ def _normalize_pixels(rgba, has_alpha, fmt, notes, jpeg, palette, counts, name, 
     if grids[0][0] > MAX_MISFIT**2:  # not even the lines fit a 24-cell drawing (noise, a photo)
         raise ImageError(f"{name}: no 24x24 pixel grid found (is it a single punk?)")
     lossless = fmt in ("PNG", "BMP")  # (GIF quantises colours; JPEG and WebP are lossy)
+    clock.soft = _soft_seconds(fmt == "WEBP" and not has_alpha, h, w)
     answers = None
     if guess is not None and frame is None and (lossless or (_encoder_known(fmt, jpeg, has_alpha)
                                                               and min(h, w) >= 32)):  # fmt: skip
@@ -1276,7 +1303,8 @@ def _normalize_pixels(rgba, has_alpha, fmt, notes, jpeg, palette, counts, name, 
             idx, fixed = _refine(full, idx, order, doubtful, codec[0])
             if fixed:
                 notes.append(f"{codec[1]}: {fixed} pixels corrected by re-encoding")
-        if w * h <= (REENCODE_PIXELS if fmt == "JPEG" or known else REENCODE_WEBP_PIXELS):
+        if w * h <= (reencode_pixels(fmt == "WEBP") if fmt == "JPEG" or known
+                     else REENCODE_WEBP_PIXELS):  # fmt: skip
             # (a WebP whose reading does not re-encode closely: the quality an answer's drawing
             # confirmed first, and each guess where the image is small enough: settled on a
             # far reading, the file's own encoder alone chose a drawing that hid the truth, #9275)
@@ -1447,7 +1475,8 @@ def _reencoder(pixels: np.ndarray, grids, bg, codecs: list, palette: np.ndarray,
         out.shown8 = out.shown.astype(np.uint8)
         return out
 
-    clock = _Clock(name)  # (restarted when called: the image may wait in a batch)
+    clock = _Clock(name, _soft_seconds(answers is not None, h, w))  # (restarted when called:
+    # the image may wait in a batch; `answers`: an opaque WebP's)
 
     def settle(cells: np.ndarray, again: bool = False) -> tuple[_Drawing, Callable]:
         clock.start = time.thread_time()
@@ -1728,7 +1757,7 @@ class _Answers:
                 return found
         if start is None or self.walks >= WALKS or self.codec is None or self.clock.late():
             return None  # (a lossless file's search is quick: 10-40 ms)
-        if h * w > REENCODE_PIXELS:
+        if h * w > reencode_pixels(isinstance(self.codec, Webp)):
             return None  # (a large JPEG's search is quicker than the walk: 310 px 138 -> 173 ms)
         # None gave a JPEG back: the answers one edit away, the one whose drawing explains
         # the image best, while that comes closer (NEARBY times at most; the network's answer
@@ -2027,13 +2056,15 @@ class _Answers:
         several tie): the drawing on its background as found, a few levels off, is often
         closest at the file's own (#343: of q69, q68, q70, the truth gave the file back two
         levels off at q70 alone, and came closest at q69 and q70 alike on the background
-        found; #7628: no quality known, q70 closest of the few around the guess q69)."""
+        found; #7628: no quality known, q70 closest of the few around the guess q69). With no
+        quality known yet, those within FAR_CLOSE of the closest too."""
         qualities = self.codec.candidates
         if len(qualities) < 2:
             return qualities[:1] or [None]
         offs = [int(np.abs(self.codec.at(q)(img).astype(np.int16) - self.target).sum())
                 for q in qualities]  # fmt: skip
-        closest = [q for q, e in zip(qualities, offs) if e == min(offs)]
+        near = FAR_CLOSE if not self.codec.qualities else 1.0  # (none confirmed yet: #9212)
+        closest = [q for q, e in zip(qualities, offs) if e <= near * min(offs)]
         return list(dict.fromkeys(self.codec.qualities[:1] + closest))
 
     def _spent(self, encodes: int = WEBP_ANSWER_ENCODES) -> bool:
@@ -2041,7 +2072,7 @@ class _Answers:
         level around have their own, AROUND_ENCODES more), or half the soft time (the search
         after them re-encodes only while there is time left)."""
         return (self.codec.encodes - self.spent_from >= encodes
-                or time.thread_time() - self.clock.start > SOFT_SECONDS / 2)  # fmt: skip
+                or time.thread_time() - self.clock.start > self.clock.soft / 2)  # fmt: skip
 
     def _tie_search(self, name: str, way: tuple, rgba: np.ndarray) -> str:
         """A Skia render's ties in a JPEG, one at a time: each tied column, then row, falls the
@@ -2120,7 +2151,8 @@ class _Answers:
             # (what `verify.prove` asks: the answers an edit away re-encoded, drawn this way)
             reencode = _clear_reencoder(self.pixels, self.grids, self.codec, self.palette, cells,
                                         way=(f, by, bx))  # fmt: skip
-        elif self.codec is not None and not self.has_alpha and w * h <= REENCODE_PIXELS:
+        elif (self.codec is not None and not self.has_alpha
+              and w * h <= reencode_pixels(isinstance(self.codec, Webp))):  # fmt: skip
             full = _Drawing(self.pixels, *_axes(h, w, by, bx, f, max(h, w)), self.palette,
                             kind, d.bg, self.clock)  # fmt: skip
             reencode = _reencoder(self.pixels, self.grids, d.bg, [self.codec], self.palette,
@@ -2532,12 +2564,13 @@ class _Clock:
     CPU time of this thread, not wall time: on a loaded machine (other processes, other
     requests) the same image gets the same answer."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, soft: float | None = None):
         self.name, self.start = name, time.thread_time()
+        self.soft = SOFT_SECONDS if soft is None else soft  # (`_soft_seconds`)
 
     def late(self) -> bool:
         """Past the time an image should take: optional checks stop here."""
-        return time.thread_time() - self.start > SOFT_SECONDS
+        return time.thread_time() - self.start > self.soft
 
     def check(self, phase: str) -> None:
         if time.thread_time() - self.start > MAX_SECONDS:

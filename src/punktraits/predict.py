@@ -39,11 +39,11 @@ from .errors import DataError, ImageError, PunktraitsError, RunError
 from .locate import LOSSLESS, exact_jpeg, exact_punk, silhouette, squares
 from .normalize import (
     MAX_PIXELS,
-    REENCODE_PIXELS,
     Normalized,
     normalize,
     normalize_pixels,
     open_image,
+    reencode_pixels,
 )
 from .run import Run
 from .verify import REENCODED, Verifier, fit_check, likely_heads, prove
@@ -302,7 +302,8 @@ class Predictor:
                 continue
             every = heads[i] + [h for h in HEADS if h not in heads[i]]  # blurred: any head
             w, h = info.source_size
-            if c.verified and info.fit.reencode is not None and w * h <= REENCODE_PIXELS:
+            if (c.verified and info.fit.reencode is not None
+                    and w * h <= reencode_pixels(info.format == "WEBP")):  # fmt: skip
                 # a small lossy file's reading is an estimate: its drawing must give the file
                 # back, and no drawing an edit away may. (A larger one is read pixel for pixel:
                 # a whole-number nearest JPEG, `locate.exact_jpeg`, re-encodes exactly by
