@@ -997,10 +997,11 @@ REENCODE_PIXELS = 112 * 112  # smaller lossy images keep what weighs whole drawi
 # prefer a wrong accessory; re-encoded, the right one gives the file back
 REENCODE_WEBP_PIXELS = 96 * 96  # (WebP: its quality is guessed; at x4 re-encoding misled more
 # than it helped: nearest 100 px WebP q80 99% -> 94% right)
-KNOWN_WEBP_PIXELS = 160 * 160  # and an opaque WebP whose quality an answer's drawing confirmed
-# (its frame header), its own encoder (152 px lanczos q70: a Silver Chain on the darkest skin,
-# favoured by WebP's colour rounding 10x beyond its noise, was kept in 5 of 1,000; re-encoded,
-# the truth gives the file back), and any opaque WebP the walk from its answers (`_Answers`)
+KNOWN_WEBP_PIXELS = 160 * 160  # an opaque WebP this small whose quality an answer's drawing
+# confirmed (its frame header) is weighed by its own encoder, and any opaque WebP this small is
+# walked from its answers (`_Answers`): at 152 px lanczos q70 the linear fit kept a Silver Chain
+# on the darkest skin, favoured by WebP's colour rounding 10x beyond its noise (5 of 1,000);
+# re-encoded, the truth gives the file back
 CODEC_ENCODE_PIXELS = 8_000_000  # pixels re-encoded per image at most (~0.2 s)
 MAX_ENCODES = 200  # and re-encodings
 WEBP_QUALITIES = (80, 75, 90, 85, 70, 95, 100)  # tried in this order: Pillow's default first
@@ -1044,11 +1045,11 @@ def reencode_pixels(webp: bool) -> int:
 
 
 def _soft_seconds(webp: bool, h: int, w: int) -> float:
-    """How long an image's optional checks may take: SOFT_SECONDS, and for an opaque WebP
-    (`webp`) whose answers are re-encoded whole
-    beyond REENCODE_PIXELS (up to KNOWN_WEBP_PIXELS) in proportion to its pixels, as each
-    encoding costs (~3.5 ms at 152 px: its answers drawn back, their backgrounds a level around
-    and the walk ran out of the time 112 px leaves them: #756 at 152 px lanczos q70)."""
+    """How long an image's optional checks may take: SOFT_SECONDS; for an opaque WebP (`webp`)
+    whose answers are re-encoded whole beyond REENCODE_PIXELS (up to KNOWN_WEBP_PIXELS), more in
+    proportion to its pixels, as each encoding costs more (~3.5 ms at 152 px: its answers drawn
+    back, their backgrounds a level around and the walk ran out of the time 112 px leaves them,
+    #756 at 152 px lanczos q70)."""
     if webp and REENCODE_PIXELS < h * w <= KNOWN_WEBP_PIXELS:
         return SOFT_SECONDS * h * w / REENCODE_PIXELS
     return SOFT_SECONDS
