@@ -397,3 +397,18 @@ def test_a_background_moved_in_two_channels_is_encoded_at_the_next_closest_quali
     assert p.error is None, p.error
     assert (p.head, set(p.accessories)) == visible(punks, 9212)
     assert p.verified and any(DRAWN in n for n in p.normalized["notes"]), p.normalized
+
+
+@pytest.mark.parametrize("i", [7777, 6450])
+def test_a_larger_transparent_webp_is_weighed_by_re_encoding_too(model, punks, i, monkeypatch):
+    """152 px lanczos WebP q70 with its transparency: the same Silver Chain on the darkest skin
+    (#7777, #6450 Female 4) was kept, as its whole answers were re-encoded (`_clear_reencoder`)
+    only up to 112 px; up to KNOWN_WEBP_PIXELS, as an opaque WebP's, the truth gives the file
+    back. (The soft second raised: the search, not the clock, is tested.)"""
+    monkeypatch.setattr(N, "SOFT_SECONDS", 4.0)
+    im = Image.fromarray(punks.images[i], "RGBA").resize((152, 152), FILTERS["lanczos"][0])
+    p = model.predict_batch([encode(im, "WEBP", quality=70)])[0]
+    assert p.error is None, p.error
+    assert (p.head, set(p.accessories)) == visible(punks, i)
+    assert "Silver Chain" not in p.accessories
+    assert p.verified, p.check

@@ -998,10 +998,10 @@ REENCODE_PIXELS = 112 * 112  # smaller lossy images keep what weighs whole drawi
 REENCODE_WEBP_PIXELS = 96 * 96  # (WebP: its quality is guessed; at x4 re-encoding misled more
 # than it helped: nearest 100 px WebP q80 99% -> 94% right)
 KNOWN_WEBP_PIXELS = 160 * 160  # an opaque WebP this small whose quality an answer's drawing
-# confirmed (its frame header) is weighed by its own encoder, and any opaque WebP this small is
-# walked from its answers (`_Answers`): at 152 px lanczos q70 the linear fit kept a Silver Chain
-# on the darkest skin, favoured by WebP's colour rounding 10x beyond its noise (5 of 1,000);
-# re-encoded, the truth gives the file back
+# confirmed (its frame header), or a transparent one, is weighed by its own encoder, and any
+# WebP this small is walked from its answers (`_Answers`): at 152 px lanczos q70 the linear fit
+# kept a Silver Chain on the darkest skin, favoured by WebP's colour rounding 10x beyond its
+# noise (5 of 1,000 opaque, 2 of 300 transparent); re-encoded, the truth gives the file back
 CODEC_ENCODE_PIXELS = 8_000_000  # pixels re-encoded per image at most (~0.2 s)
 MAX_ENCODES = 200  # and re-encodings
 WEBP_QUALITIES = (80, 75, 90, 85, 70, 95, 100)  # tried in this order: Pillow's default first
@@ -1039,8 +1039,8 @@ MAX_SECONDS = 10.0  # an image taking longer is refused (none should come near t
 
 
 def reencode_pixels(webp: bool) -> int:
-    """The largest lossy image (an opaque WebP: `webp`, else a JPEG) whose answers are weighed
-    by re-encoding them whole."""
+    """The largest lossy image (a WebP: `webp`, else a JPEG) whose answers are weighed by
+    re-encoding them whole."""
     return KNOWN_WEBP_PIXELS if webp else REENCODE_PIXELS
 
 
@@ -1316,7 +1316,7 @@ def _normalize_pixels(rgba, has_alpha, fmt, notes, jpeg, palette, counts, name, 
                 reencode = _reencoder(rgba[..., :3], grids, d.bg, codecs, palette, name, idx,
                                       blockwise=fmt == "JPEG" and frame is None,
                                       answers=webp, seen=d)  # fmt: skip
-    if lossy and has_alpha and fmt == "WEBP" and "vp8" in jpeg and w * h <= REENCODE_PIXELS:
+    if lossy and has_alpha and fmt == "WEBP" and "vp8" in jpeg and w * h <= reencode_pixels(True):
         codec = answers.codec if answers is not None else Webp(jpeg["vp8"], rgba)
         reencode = _clear_reencoder(rgba, grids, codec, palette, idx)
     if not has_alpha:
@@ -2148,7 +2148,7 @@ class _Answers:
         ay, ax = _axes(h, w, by, bx, f, SAMPLES)  # (the same samples as d's)
         d = _Drawing(d.y, ay, ax, self.palette, kind, bg, self.clock)  # what Fit weighs
         reencode = None
-        if isinstance(self.codec, Webp) and self.has_alpha and w * h <= REENCODE_PIXELS:
+        if isinstance(self.codec, Webp) and self.has_alpha and w * h <= reencode_pixels(True):
             # (what `verify.prove` asks: the answers an edit away re-encoded, drawn this way)
             reencode = _clear_reencoder(self.pixels, self.grids, self.codec, self.palette, cells,
                                         way=(f, by, bx))  # fmt: skip
