@@ -412,3 +412,30 @@ def test_greyscale_is_told_by_the_99th_percentile_of_each_pixels_channel_spread(
         assert N._greyscale(img) == (np.percentile(spread, 99) <= 8) == grey
     img[..., 3] = 0  # nothing visible: not greyscale
     assert not N._greyscale(img)
+
+
+def test_borders_measured_together_are_each_the_misfit_measured_alone(punks):
+    # the nearest grid's borders are measured in one array; each one's misfit must be the very
+    # value it has alone (ties and the coarse-then-fine search hang on them)
+    def alone(prof, b):
+        side = prof.shape[0]
+        cell = (side - 2 * b) / 24
+        centres = np.minimum((b + (np.arange(24) + 0.5) * cell).astype(int), side - 1)
+        which = np.floor((np.arange(side) - b) / cell).astype(int)
+        idx = np.where(which < 0, 0, np.where(which > 23, side - 1, centres[np.clip(which, 0, 23)]))
+        return float(np.abs(prof - prof[idx]).mean())
+
+    rng = np.random.default_rng(0)
+    for size, border, filt in [(36, 0, "box"), (100, 0, "bilinear"), (100, 7, "lanczos"),
+                               (310, 23, "nearest"), (1000, 61, "bicubic"), (77, 5, "bilinear")]:  # fmt: skip
+        im = render(punks.images[int(rng.integers(10000))], size, resample=FILTERS[filt][0])
+        canvas = Image.new("RGB", (size + 2 * border,) * 2, BLUE)
+        canvas.paste(im, (border, border))
+        rgba = np.asarray(canvas.convert("RGBA"))
+        for axis in (0, 1):
+            prof = N._lines(rgba, False, axis)
+            side = prof.shape[0]
+            prof = prof[:, :: max(1, prof.shape[1] // 12)].reshape(side, -1)
+            bs = list(range(0, max(0, min(side // 8, (side - 24) // 2)) + 1))
+            assert N._border_misfits(prof, bs) == [alone(prof, b) for b in bs], (size, axis)
+            assert len(bs) > 1

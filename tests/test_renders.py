@@ -4,6 +4,8 @@ what no drawing explains is still refused. Renders are made at run time from the
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 from conftest import cut, encode
@@ -102,6 +104,26 @@ def test_a_browsers_pixelated_jpeg_is_read_and_proven(model, punks, size, qualit
         assert p.verified, (size, i, p.check)
         assert p.normalized["filter"] == "nearest"
         assert any("pixelated" in n for n in p.normalized["notes"]), p.normalized["notes"]
+
+
+def test_each_likely_drawings_rough_answer_is_tried_before_any_is_descended(
+    model, punks, monkeypatch
+):
+    """A lossless lanczos render fits bicubic's grid best, and the answers for bicubic's rough
+    readings do not give it back (#1474 at 100 px: no Gold Chain); the answer for lanczos's
+    rough reading does. It is drawn back before any reading is descended (10-20 ms each)."""
+    data = render(punks.images[1474], 100, "lanczos", "PNG")
+    rgba = np.asarray(Image.open(io.BytesIO(data)).convert("RGBA"))
+    assert [g[1] for g in N._likely(N._grids(rgba, False))][:2] == ["bicubic", "lanczos"]
+    descents = []
+    descend = N._Drawing.descend
+    monkeypatch.setattr(N._Drawing, "descend",
+                        lambda d, *a, **k: descents.append(d.filt) or descend(d, *a, **k))  # fmt: skip
+    p = model.predict_batch([data])[0]
+    assert (p.head, set(p.accessories)) == visible(punks, 1474)
+    assert p.verified and any(DRAWN in n for n in p.normalized["notes"]), p.normalized
+    assert p.normalized["filter"] == "lanczos"
+    assert descents == []
 
 
 @pytest.mark.parametrize(

@@ -251,6 +251,12 @@ def _kinds(filt: str, both=("before", "after")) -> tuple[str, ...]:
     return ("after",) if _is_nearest(filt) else ("before",) if filt.startswith("skia") else both
 
 
+def _slow(filt: str) -> bool:
+    """Whether a lossless drawing with `filt` is slow to read by descent: ringing (values
+    overshoot and are clipped) or an area average (the others' descent is quick)."""
+    return filt in RINGING or filt == "area"
+
+
 def _family(filt: str) -> str:
     """The filter's name as reported: "nearest/k" is nearest, "area1024" is area."""
     if filt.startswith("area") or filt.startswith("skia"):
@@ -850,7 +856,31 @@ def _lines(rgba: np.ndarray, has_alpha: bool, axis: int, n: int = 32) -> np.ndar
     if has_alpha:
         a = lines[..., 3:] / 255
         return lines[..., :3] * a + MATTE * (1 - a)
-    return lines[..., :3]
+    return np.ascontiguousarray(lines[..., :3])  # (reshaped flat a dozen times: no copies)
+
+
+def _border_misfits(prof: np.ndarray, bs) -> list[float]:
+    """How far the lines `prof` (side, L) are from a nearest upscale with each border b of
+    `bs`: the mean absolute difference of each pixel from its cell's centre. The borders are
+    drawn together (up to ~1M values at once); each mean is over its own contiguous slice, the
+    value one border at a time gives."""
+    side = prof.shape[0]
+    bs = np.asarray(bs, np.int64)
+    out: list[float] = []
+    chunk = max(1, 2**20 // prof.size)
+    for some in (bs[at : at + chunk] for at in range(0, len(bs), chunk)):
+        cell = (side - 2 * some) / 24  # (B,)
+        centres = np.minimum(
+            (some[:, None] + (np.arange(24) + 0.5) * cell[:, None]).astype(int), side - 1
+        )
+        which = np.floor((np.arange(side) - some[:, None]) / cell[:, None]).astype(int)
+        inner = np.take_along_axis(centres, np.clip(which, 0, 23), 1)
+        idx = np.where(which < 0, 0, np.where(which > 23, side - 1, inner))  # (B, side)
+        diff = prof[idx]  # (B, side, L), in place: 8x quicker than a broadcast subtraction
+        diff -= prof  # into a new array at these shapes
+        np.abs(diff, out=diff)
+        out += [float(diff[k].mean()) for k in range(len(some))]
+    return out
 
 
 def _nearest_border(prof: np.ndarray) -> int:
@@ -858,25 +888,13 @@ def _nearest_border(prof: np.ndarray) -> int:
     upscale fit the lines best; 0 unless one fits clearly better (a border region is uniform, so
     it always fits). Large images are searched coarse (a tenth of a cell), then fine."""
     side = prof.shape[0]
-    prof = prof[:, :: max(1, prof.shape[1] // 12)]  # a dozen lines tell a grid
-    pos = np.arange(side)
+    prof = prof[:, :: max(1, prof.shape[1] // 12)].reshape(side, -1)  # a dozen lines tell a
+    done: dict[int, float] = {}  # grid; border -> its misfit
 
     def misfits(bs) -> list[tuple[float, int]]:
-        """(misfit, b) of each border b, eight drawn in one go (each mean over its own
-        contiguous slice: the values one b at a time gave)."""
-        bs, out = list(bs), []
-        for at in range(0, len(bs), 8):
-            some = bs[at : at + 8]
-            idx = np.empty((len(some), side), np.int64)
-            for k, b in enumerate(some):
-                cell = (side - 2 * b) / 24
-                centres = np.minimum((b + (np.arange(24) + 0.5) * cell).astype(int), side - 1)
-                which = np.floor((pos - b) / cell).astype(int)
-                inner = centres[np.clip(which, 0, 23)]
-                idx[k] = np.where(which < 0, 0, np.where(which > 23, side - 1, inner))
-            diff = np.abs(prof[None] - prof[idx])  # (B, side, lines, channels)
-            out += [(float(diff[k].mean()), b) for k, b in enumerate(some)]
-        return out
+        todo = [b for b in bs if b not in done]
+        done.update(zip(todo, _border_misfits(prof, todo)))
+        return [(done[b], b) for b in bs]
 
     top = max(0, min(side // 8, (side - 24) // 2))
     none = misfits([0])[0][0]
@@ -1224,42 +1242,78 @@ def _normalize_pixels(rgba, has_alpha, fmt, notes, jpeg, palette, counts, name, 
         answers = _Answers(guess, rgba, has_alpha, fmt, jpeg, grids, palette, clock)
     # Each likely drawing (filter, border, compositing order) gets a few rounds of descent; the
     # one that fits best is then fitted fully and searched exactly.
+    likely = [g for k, g in enumerate(_likely(grids)) if k == 0 or g[0] <= 4 * grids[0][0] + 1.0]
+    fits: dict = {}  # (filter, border y, border x) -> its axes, samples, least squares, background
+
+    def fit(filt: str, by: int, bx: int):
+        if (filt, by, bx) not in fits:
+            clock.check("finding the grid")
+            ay, ax = _axes(h, w, by, bx, filt, SAMPLES)
+            y = rgba[np.asarray(ay.pos)][:, np.asarray(ax.pos)]
+            y = _observe(y) if has_alpha else y[..., :3].astype(np.float64)
+            est = _project(ay.pinv.T, y, ax.pinv.T)  # least squares (24, 24, C)
+            bg = None
+            if not has_alpha:
+                # (a small lossy image blurs a corner cell with the outline next to it; a 24
+                # px JPEG's corners carry the chroma of the 2x2 pixels they are coded with: up
+                # to 30 levels off at q70 — re-encoding settles its background again, below)
+                spread = 16.0 if fmt in ("PNG", "BMP") else 32.0 if min(h, w) >= 34 else 64.0
+                bg = _background(est, y, ay, ax, name, spread)
+            fits[filt, by, bx] = (ay, ax, y, est, bg)
+        return fits[filt, by, bx]
+
+    roughs: dict = {}  # (filter, border y, border x, kind) -> its drawing and rough reading
+
+    def rough(filt: str, by: int, bx: int, kind: str):
+        if (filt, by, bx, kind) not in roughs:
+            ay, ax, y, est, bg = fit(filt, by, bx)
+            d = _Drawing(y, ay, ax, palette, kind, bg, clock)
+            idx = _distances(est.reshape(576, -1), d.s).argmin(1)
+            if kind == "before":  # the background ring around the punk was clipped
+                close = np.abs(d.s[idx] - d.bg).max(1) < 30
+                idx = np.where(close, transparent, idx)
+            roughs[filt, by, bx, kind] = (d, idx)
+        return roughs[filt, by, bx, kind]
+
+    def kinds_of(filt: str):  # (a browser resizes the punk with its transparency, then shows
+        return ["alpha"] if has_alpha else _kinds(filt)  # it on the page)
+
+    checked = set()  # of `roughs`, those whose answer was tried already
+    if answers is not None and lossless:
+        # drawn with ringing or by area, a lossless file is slow to read pixel for pixel (a
+        # descent: 10-20 ms at 100 px), and the answer for a rough reading often gives it back,
+        # but not always the reading of the drawing that fits the grid best (a lanczos render
+        # fits bicubic's first): every such likely drawing's rough reading is tried before any
+        # is descended (area's second kind is read from its first, descended: not here)
+        for _, filt, by, bx in likely:
+            if _slow(filt):
+                for kind in kinds_of(filt)[: None if filt in RINGING else 1]:
+                    d, idx = rough(filt, by, bx, kind)
+                    checked.add((filt, by, bx, kind))
+                    found = answers.check(idx, d, d.error(idx))
+                    if found is not None:
+                        return answers.reading(found, d, fit(filt, by, bx)[3], notes, w, h,
+                                               fmt, name)  # fmt: skip
     tried = []  # (error, punk, drawing, least-squares estimate)
-    for misfit, filt, by, bx in _likely(grids):
-        if tried and (min(t[0] for t in tried) == 0 or misfit > 4 * grids[0][0] + 1.0):
-            break  # drawn exactly (nothing can fit better), or this filter fits far worse
-        clock.check("finding the grid")
-        ay, ax = _axes(h, w, by, bx, filt, SAMPLES)
-        y = rgba[np.asarray(ay.pos)][:, np.asarray(ax.pos)]
-        y = _observe(y) if has_alpha else y[..., :3].astype(np.float64)
-        est = _project(ay.pinv.T, y, ax.pinv.T)  # least squares (24, 24, C)
-        if has_alpha:
-            kinds, bg = ["alpha"], None
-        else:
-            # (a small lossy image blurs a corner cell with the outline next to it; a 24 px
-            # JPEG's corners carry the chroma of the 2x2 pixels they are coded with: up to 30
-            # levels off at q70 — re-encoding settles its background again, below)
-            spread = 16.0 if fmt in ("PNG", "BMP") else 32.0 if min(h, w) >= 34 else 64.0
-            bg = _background(est, y, ay, ax, name, spread)
-            # a browser resizes the punk with its transparency, then shows it on the page
-            kinds = _kinds(filt)
+    for _, filt, by, bx in likely:
+        if tried and min(t[0] for t in tried) == 0:
+            break  # drawn exactly (nothing can fit better)
+        ay, ax, y, est, bg = fit(filt, by, bx)
         first = None
-        for kind in kinds:
+        for kind in kinds_of(filt):
             if tried and min(t[0] for t in tried) == 0:
                 break
-            d = _Drawing(y, ay, ax, palette, kind, bg, clock)
-            slow = filt in RINGING or filt == "area"  # (the others' descent is quick, lossless)
             if first is not None and filt not in RINGING:
-                idx = first  # nothing is clipped: the same punk; only the exact rounding differs
+                # nothing is clipped: the same punk; only the exact rounding differs
+                d, idx = _Drawing(y, ay, ax, palette, kind, bg, clock), first
             else:
-                dist = _distances(est.reshape(576, -1), d.s)
-                idx = dist.argmin(1)
-                if kind == "before":  # the background ring around the punk was clipped
-                    close = np.abs(d.s[idx] - d.bg).max(1) < 30
-                    idx = np.where(close, transparent, idx)
-                if answers is not None and (not lossless or slow):  # the answer for the
-                    # rough reading, drawn back: lossy or ringing, a file is slow to read pixel
-                    # for pixel, and the answer may draw it exactly
+                d, idx = rough(filt, by, bx, kind)
+                if (
+                    answers is not None
+                    and (not lossless or _slow(filt))
+                    and ((filt, by, bx, kind) not in checked)
+                ):  # the answer for the rough reading, drawn back: lossy or ringing, a file
+                    # is slow to read pixel for pixel, and the answer may draw it exactly
                     found = answers.check(idx, d, d.error(idx))
                     if found is not None:
                         return answers.reading(found, d, est, notes, w, h, fmt, name)
