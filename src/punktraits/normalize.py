@@ -1278,7 +1278,7 @@ def _normalize_pixels(rgba, has_alpha, fmt, notes, jpeg, palette, counts, name, 
     def kinds_of(filt: str):  # (a browser resizes the punk with its transparency, then shows
         return ["alpha"] if has_alpha else _kinds(filt)  # it on the page)
 
-    checked = set()  # of `roughs`, those whose answer was tried already
+    checked = []  # of `roughs`, those whose answer was tried already, in order
     if answers is not None and lossless:
         # drawn with ringing or by area, a lossless file is slow to read pixel for pixel (a
         # descent: 10-20 ms at 100 px), and the answer for a rough reading often gives it back,
@@ -1289,11 +1289,17 @@ def _normalize_pixels(rgba, has_alpha, fmt, notes, jpeg, palette, counts, name, 
             if _slow(filt):
                 for kind in kinds_of(filt)[: None if filt in RINGING else 1]:
                     d, idx = rough(filt, by, bx, kind)
-                    checked.add((filt, by, bx, kind))
+                    checked.append((filt, by, bx, kind))
                     found = answers.check(idx, d, d.error(idx))
                     if found is not None:
                         return answers.reading(found, d, fit(filt, by, bx)[3], notes, w, h,
                                                fmt, name)  # fmt: skip
+        if checked:  # none gave it back: each reading's answer may have part of it
+            d = rough(*checked[0])[0]
+            found = answers.union(d)
+            if found is not None:
+                return answers.reading(found, d, fit(*checked[0][:3])[3], notes, w, h, fmt,
+                                       name)  # fmt: skip
     tried = []  # (error, punk, drawing, least-squares estimate)
     for _, filt, by, bx in likely:
         if tried and min(t[0] for t in tried) == 0:
@@ -1757,6 +1763,7 @@ class _Answers:
         self.small = rgba.shape[0] * rgba.shape[1] <= TWO_LEVELS_PIXELS  # two levels searched
         self.near_enough = SMALL_NEAR if self.small else WEBP_NEAR  # (`_webp_background`)
         self.most_drawn_back = SMALL_DRAWN_BACK if self.small else DRAWN_BACK  # (`draw_back`)
+        self.firsts: list = []  # the network's first answer for each reading, drawn (`union`)
         self.codec = None
         self.flat: list = []
         if fmt == "WEBP" and _encoder_known(fmt, jpeg, has_alpha):
@@ -1804,6 +1811,8 @@ class _Answers:
             if ("answer", cells.tobytes()) in self.seen:
                 continue  # drawn every way already
             e = d.error(cells)
+            if start is None:
+                self.firsts.append(punk)
             start = start or (punk, cells, e)
             if e > PLAUSIBLE * max(err, 1.0):
                 continue  # explains the image far worse than the rough reading: not worth drawing
@@ -1836,6 +1845,20 @@ class _Answers:
         if e > PLAUSIBLE * max(err, 1.0):
             return None
         return self._drawn(cells, ways)
+
+    def union(self, d: _Drawing):
+        """As `check`, for one more answer: the network's first answers for the readings
+        tried, their accessories together (each reading of a smoothed render may show some of
+        them and miss others: #4669 at 100 px lanczos, one without the Mole, another without
+        the Small Shades), drawn every way (`d`'s first)."""
+        firsts = list({p.tobytes(): p for p in self.firsts}.values())
+        if len(firsts) < 2 or self.clock.late() or self.calls >= ANSWERS[self.codec is not None]:
+            return None
+        for punk in self.guess(None, union=firsts):
+            cells = self._cells(punk)
+            if cells is not None and ("answer", cells.tobytes()) not in self.seen:
+                return self._drawn(cells, self._ways(d))
+        return None
 
     def _ways(self, d: _Drawing) -> list:
         """The likely ways to draw an answer, `d`'s first: (filter, border y, border x, kind,

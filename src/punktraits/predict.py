@@ -143,14 +143,23 @@ class Predictor:
         return normalize(image, self.palette, self.counts, name=name, exact=self._exact,
                          guess=guess)  # fmt: skip
 
-    def _guess(self, punk: np.ndarray | None, near: np.ndarray | None = None) -> np.ndarray:
+    def _guess(self, punk: np.ndarray | None, near: np.ndarray | None = None,
+               union: list[np.ndarray] | None = None) -> np.ndarray:  # fmt: skip
         """The network's answer for a rough reading `punk` (24, 24, 4), drawn: (N, 24, 24, 4)
         uint8 (none when a pixel of it is unknown). The normaliser keeps it when, drawn the way
         the image was, it gives the image back. `near`: a drawing this gave before; then the
         answers one edit away from it, drawn (the normaliser walks to the one whose drawing
         explains the image best when the network's does not give it back; or one the verifier
-        drew, whose answer is read from it: `_drawn_answer`)."""
-        if near is not None:
+        drew, whose answer is read from it: `_drawn_answer`). `union`: drawings this gave
+        before; then one answer, the first one's head with every accessory any of them has
+        (as many as can be drawn together, the first one's first), drawn."""
+        if union is not None:
+            given = [self._guessed.get(u.tobytes()) for u in union]
+            answers = []
+            if given and all(g is not None for g in given):
+                acc = list(dict.fromkeys(a for _, accs in given for a in accs))
+                answers = [self.verifier._start(given[0][0], acc)]
+        elif near is not None:
             answer = self._guessed.get(near.tobytes()) or self._drawn_answer(near)
             answers = [] if answer is None else self.verifier._neighbours(*answer, list(HEADS))
         else:
