@@ -439,3 +439,57 @@ def test_borders_measured_together_are_each_the_misfit_measured_alone(punks):
             bs = list(range(0, max(0, min(side // 8, (side - 24) // 2)) + 1))
             assert N._border_misfits(prof, bs) == [alone(prof, b) for b in bs], (size, axis)
             assert len(bs) > 1
+
+
+def test_compositing_looked_up_is_pillows_own():
+    # `_composite` and `_unpremultiply` look every channel up in tables built from their
+    # formulas; each must still be what Pillow gives (alpha_composite over an opaque colour;
+    # RGBa -> RGBA), for every pixel, over one background and over several at once
+    rng = np.random.default_rng(0)
+    rgba = rng.integers(0, 256, (64, 64, 4)).astype(np.uint8)
+    rgba[:8, :, 3], rgba[8:16, :, 3] = 0, 255  # the alphas Pillow passes through
+    for bg in [(0x63, 0x85, 0x96), (0, 0, 0), (255, 255, 255), (7, 250, 128)]:
+        want = Image.new("RGBA", (64, 64), bg + (255,))
+        want.alpha_composite(Image.fromarray(rgba, "RGBA"))
+        want = np.asarray(want.convert("RGB"))
+        for pixels in (rgba, rgba.astype(np.int64)):
+            assert (N._composite(np.array(bg), pixels, np.uint8) == want).all(), bg
+        many = N._composite(np.array([bg, bg[::-1]])[:, None, None], rgba.astype(np.int64))
+        assert (many[0] == want).all() and many.shape == (2, 64, 64, 3)
+        pm = rgba.copy()
+        pm[..., :3] = np.minimum(pm[..., :3], pm[..., 3:])  # premultiplied: no value over alpha
+        back = np.asarray(Image.frombytes("RGBa", (64, 64), pm.tobytes()).convert("RGBA"))
+        assert (N._unpremultiply(pm.astype(np.int64)) == back).all()
+        shown = Image.new("RGBA", (64, 64), bg + (255,))
+        shown.alpha_composite(Image.fromarray(back, "RGBA"))
+        got = N._shown_before(np.array(bg), pm.astype(np.int64), np.uint8)
+        assert (got == np.asarray(shown.convert("RGB"))).all(), bg
+
+
+def test_the_fitted_background_is_the_least_squares_fit_of_the_whole_drawing(punks):
+    # `_fitted_background` sums in 24 x 24 what the least-squares fit sums over every pixel of
+    # the drawing: the same background, rounded, as the fit written out pixel by pixel
+    def written_out(pixels, filt, by, bx, punk):
+        h, w = pixels.shape[:2]
+        ay, ax = N._axes(h, w, by, bx, filt, max(h, w))
+        p = punk.reshape(24, 24, 4).astype(np.float64)
+        a = p[..., 3:] / 255.0
+        drawn = N._expand(ay.weights[0], p[..., :3] * a, ax.weights[0])
+        bare = N._expand(ay.weights[0], 1.0 - a, ax.weights[0])[..., 0]
+        bare = np.where(ay.inside[:, None] & ax.inside[None, :], bare, 1.0)
+        bg = ((pixels - drawn) * bare[..., None]).sum((0, 1)) / (bare * bare).sum()
+        return np.clip(np.rint(bg), 0, 255).astype(np.int64), bg
+
+    rng = np.random.default_rng(3)
+    far = 0
+    for size, filt, by, bx in [(36, "box", 0, 0), (100, "bilinear", 3, 0), (152, "lanczos", 0, 2),
+                               (310, "hamming", 0, 0), (97, "bicubic", -1, 1)]:  # fmt: skip
+        i, other = (int(v) for v in rng.integers(10000, size=2))
+        im = render(punks.images[i], size, resample=FILTERS[filt][0])
+        pixels = np.asarray(Image.open(io.BytesIO(encode(im, "JPEG", quality=70))).convert("RGB"))
+        for punk in (punks.images[i], punks.images[other]):  # the right punk, and a wrong one
+            want, raw = written_out(pixels, filt, by, bx, punk)
+            got = N._fitted_background(pixels, (filt, by, bx, "before"), punk.reshape(576, 4))
+            assert (got == want).all(), (size, filt, raw)
+            far = max(far, float(np.abs(raw - np.array(BLUE)).max()))
+    assert far > 3  # the wrong punks' fits are off the blue: the test tells fits apart

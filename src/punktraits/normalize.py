@@ -407,22 +407,79 @@ def _premultiply(rgba: np.ndarray) -> np.ndarray:
     return np.concatenate([_muldiv255(rgba[..., :3], a), a], -1)
 
 
-def _unpremultiply(pm: np.ndarray) -> np.ndarray:
-    """Pillow's RGBa -> RGBA (int64). (255 p // a, in float32: the quotient is never within
-    1/255 of an integer it is not, so the floor is exact.)"""
+def _unpremultiplied(pm: np.ndarray) -> np.ndarray:
+    """Pillow's RGBa -> RGBA (int64), by its formula. (255 p // a, in float32: the quotient is
+    never within 1/255 of an integer it is not, so the floor is exact.)"""
     a = pm[..., 3:]
     q = np.floor(255 * pm[..., :3].astype(np.float32) / np.maximum(a, 1).astype(np.float32))
     rgb = np.where((a == 0) | (a == 255), pm[..., :3], np.minimum(q, 255).astype(np.int64))
     return np.concatenate([rgb, a], -1)
 
 
-def _composite(bg: np.ndarray, rgba: np.ndarray) -> np.ndarray:
-    """Pillow's alpha_composite of RGBA pixels (int) over an opaque colour: RGB (int64). Over an
-    opaque colour its coefficients reduce to 128 a and 128 (255 - a)."""
+def _composited(bg: np.ndarray, rgba: np.ndarray) -> np.ndarray:
+    """Pillow's alpha_composite of RGBA pixels (int) over an opaque colour, by its formula: RGB
+    (int32). Over an opaque colour its coefficients reduce to 128 a and 128 (255 - a)."""
     a = rgba[..., 3:].astype(np.int32)
-    t = rgba[..., :3].astype(np.int32) * (128 * a) + bg.astype(np.int32) * (128 * (255 - a))
+    t = rgba[..., :3].astype(np.int32) * (128 * a) + np.asarray(bg, np.int32) * (128 * (255 - a))
     t += 0x80 << 7
-    return ((((t >> 8) + t) >> 8) >> 7).astype(np.int64)
+    t += t >> 8
+    t >>= 15
+    return t
+
+
+# every (value, alpha) pair of 8-bit pixels, value fastest: (256 alphas, 256 values, 2)
+_EVERY_RGBA = np.stack(np.meshgrid(np.arange(256), np.arange(256), indexing="ij")[::-1], -1)
+
+
+@lru_cache(maxsize=1)
+def _unpremultiply_table() -> np.ndarray:
+    """`_unpremultiplied` of every premultiplied value v at every alpha a: (65536,) uint8 at
+    256 a + v."""
+    pm = _EVERY_RGBA[..., [0, 0, 0, 1]].reshape(-1, 4)
+    return _unpremultiplied(pm)[:, 0].astype(np.uint8)
+
+
+@lru_cache(maxsize=256)
+def _composite_table(level: int) -> np.ndarray:
+    """`_composited` of every value v at every alpha a over a background channel at `level`:
+    (65536,) uint8 at 256 a + v (64 KiB; one per level a background has)."""
+    rgba = _EVERY_RGBA[..., [0, 0, 0, 1]].reshape(-1, 4)
+    return _composited(np.full(3, level), rgba)[:, 0].astype(np.uint8)
+
+
+def _unpremultiply(pm: np.ndarray) -> np.ndarray:
+    """Pillow's RGBa -> RGBA (int64) of 8-bit values (0..255), looked up (`_unpremultiplied`,
+    ~5 times faster at 310 px)."""
+    k = pm[..., 3:].astype(np.intp) * 256
+    out = np.empty(pm.shape, np.int64)
+    out[..., :3] = _unpremultiply_table().take(k + pm[..., :3])
+    out[..., 3:] = pm[..., 3:]
+    return out
+
+
+def _composite(bg: np.ndarray, rgba: np.ndarray, dtype=np.int64) -> np.ndarray:
+    """Pillow's alpha_composite of 8-bit RGBA pixels (int) over an opaque colour `bg` (3,):
+    RGB as `dtype`, each channel looked up (`_composite_table`); over several backgrounds at
+    once (`bg` (..., 3), broadcast), `_composited`."""
+    bg = np.asarray(bg)
+    if bg.shape != (3,):
+        return _composited(bg, rgba).astype(dtype)
+    k = rgba[..., 3].astype(np.intp) * 256
+    out = np.empty(rgba.shape[:-1] + (3,), dtype)
+    for c in range(3):
+        out[..., c] = _composite_table(int(bg[c])).take(k + rgba[..., c])
+    return out
+
+
+def _shown_before(bg: np.ndarray, pm: np.ndarray, dtype=np.int64) -> np.ndarray:
+    """`_composite(bg, _unpremultiply(pm))` of 8-bit premultiplied pixels `pm` (..., 4): each
+    channel two lookups (~15 times faster than the formulas at 310 px)."""
+    k = pm[..., 3].astype(np.intp) * 256
+    table = _unpremultiply_table()
+    out = np.empty(pm.shape[:-1] + (3,), dtype)
+    for c in range(3):
+        out[..., c] = _composite_table(int(bg[c])).take(k + table.take(k + pm[..., c]))
+    return out
 
 
 @dataclass(frozen=True)
@@ -548,7 +605,7 @@ class _Drawing:
         else:
             self.bg = np.asarray(bg, np.int64)
             self.s = self.q[:, :3] + self.bg * (1 - pal[:, 3:] / 255.0)  # as shown on bg
-            self.shown = _composite(self.bg, pal).astype(np.float64)  # exactly so, by Pillow
+            self.shown = _composite(self.bg, pal, np.float64)  # exactly so, by Pillow
         self.observed = _observe(pal)
         self.shown8 = self.shown.astype(np.uint8) if kind != "alpha" else None
         self.premult = _premultiply(pal)  # a resize (not NEAREST) works premultiplied
@@ -610,10 +667,9 @@ class _Drawing:
             out = _resample(self.shown[cells], fy, fx)
             return np.where(self.inside[rows, cols][..., None], out, self.bg)
         pm = _resample(self.premult[cells].astype(np.float64), fy, fx).astype(np.int64)
-        rgba = _unpremultiply(pm)
         if self.kind == "before":
-            return _composite(self.bg, rgba).astype(np.float64)
-        return _observe(rgba)
+            return _shown_before(self.bg, pm, np.float64)
+        return _observe(_unpremultiply(pm))
 
     def image(self, idx: np.ndarray) -> np.ndarray:
         """The drawing of punk `idx` as 8-bit RGB (an opaque kind, every sample)."""
@@ -1532,7 +1588,7 @@ def _reencoder(pixels: np.ndarray, grids, bg, codecs: list, palette: np.ndarray,
         """`d` on another background (what `image` needs of it; 1 ms less than a new one)."""
         out = copy.copy(d)
         out.bg = np.asarray(colour, np.int64)
-        out.shown = _composite(out.bg, palette.astype(np.int64)).astype(np.float64)
+        out.shown = _composite(out.bg, palette, np.float64)
         out.shown8 = out.shown.astype(np.uint8)
         return out
 
@@ -2284,7 +2340,7 @@ def _drawer(ay: _Axis, ax: _Axis, kind: str, rgba: np.ndarray):
             if kind == "alpha":
                 return _lookup(rgba.astype(np.uint8), np.zeros(4, np.uint8), ay.cell[rows],
                                ax.cell[cols])  # fmt: skip
-            shown = _composite(np.asarray(bg), rgba).astype(np.uint8)
+            shown = _composite(bg, rgba, np.uint8)
             return _lookup(shown, np.asarray(bg, np.uint8), ay.cell[rows], ax.cell[cols])
 
         return nearest
@@ -2303,14 +2359,17 @@ def _drawer(ay: _Axis, ax: _Axis, kind: str, rgba: np.ndarray):
         def before(bg, rows=every, cols=every):
             if kind == "alpha":
                 return resized[rows, cols].astype(np.uint8)
-            return _composite(np.asarray(bg), resized[rows, cols]).astype(np.uint8)
+            return _composite(bg, resized[rows, cols], np.uint8)
 
-        before.many = lambda bgs, rows=every, cols=every: before(bgs[:, None, None], rows, cols)
+        def many(bgs, rows=every, cols=every):  # (B, 3) backgrounds: each looked up
+            return np.stack([before(b, rows, cols) for b in bgs])
+
+        before.many = many
         return before
     inside = (ay.inside[:, None] & ax.inside[None, :])[..., None]
 
     def after(bg, rows=every, cols=every):
-        out = _resample(_composite(np.asarray(bg), rgba).astype(np.float64), fy[rows], fx[cols])
+        out = _resample(_composite(bg, rgba, np.float64), fy[rows], fx[cols])
         return np.where(inside[rows, cols], out, np.asarray(bg)).astype(np.uint8)
 
     def many(bgs, rows=every, cols=every):  # (B, 3) backgrounds: B drawings, one resize
@@ -2365,12 +2424,17 @@ def _fitted_background(pixels: np.ndarray, how, punk: np.ndarray) -> np.ndarray:
     filt, by, bx, _ = how
     h, w = pixels.shape[:2]
     ay, ax = _axes(h, w, by, bx, filt, max(h, w))
+    wy, wx = ay.weights[0], ax.weights[0]
     p = punk.reshape(24, 24, 4).astype(np.float64)
-    a = p[..., 3:] / 255.0
-    drawn = _expand(ay.weights[0], p[..., :3] * a, ax.weights[0])  # (h, w, 3)
-    bare = _expand(ay.weights[0], 1.0 - a, ax.weights[0])[..., 0]  # (h, w): bg's share
-    bare = np.where(ay.inside[:, None] & ax.inside[None, :], bare, 1.0)  # a border is bg
-    bg = ((pixels - drawn) * bare[..., None]).sum((0, 1)) / max(float((bare * bare).sum()), 1e-9)
+    a = p[..., 3] / 255.0
+    bare = wy @ (1.0 - a) @ wx.T  # (h, w): the background's share; a border is background
+    bare[~ay.inside] = 1.0
+    bare[:, ~ax.inside] = 1.0
+    # sum((pixels - drawn) * bare) without drawing: the punk's part, zero in the border, is
+    # sum(wy q wx' * wy (1 - a) wx') = sum(q * (wy'wy) (1 - a) (wx'wx)), in 24 x 24 (20x faster)
+    seen = bare.ravel() @ pixels.reshape(-1, 3)
+    drawn = np.einsum("klc,kl->c", p[..., :3] * a[..., None], wy.T @ wy @ (1.0 - a) @ (wx.T @ wx))
+    bg = (seen - drawn) / max(float(bare.ravel() @ bare.ravel()), 1e-9)
     return np.clip(np.rint(bg), 0, 255).astype(np.int64)
 
 
