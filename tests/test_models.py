@@ -90,6 +90,15 @@ def test_palette_lookup_equals_the_nearest_colour_and_falls_back():
     with torch.no_grad():
         want = model.probabilities(model(rgba(images))).numpy()
     np.testing.assert_allclose(predict(model, images, batch=10), want, rtol=0, atol=1e-6)
+    # the lookup is kept on the model between calls, and built again when its palette changes
+    # (weights loaded after a first prediction)
+    assert _Lookup.of(model) is _Lookup.of(model)
+    first = _Lookup.of(model)
+    other = palette_of(torch.from_numpy(images[10:]))
+    model.load_state_dict({**model.state_dict(), "palette": other[: len(pal)]})
+    assert _Lookup.of(model) is not first
+    np.testing.assert_array_equal(_Lookup.of(model).packed, _Lookup(model).packed)
+    assert not np.array_equal(_Lookup.of(model).packed, first.packed)
 
 
 def test_grey_matches_opencv_on_known_pixels():

@@ -72,7 +72,7 @@ def predict(model: PunkNet, images: np.ndarray, batch: int = 64) -> np.ndarray:
     Batches of 64 keep the activations small (evaluate's peak: 340 MiB, 224 of them torch
     itself); larger batches are no faster on a CPU (benchmarks/ours.py)."""
     model.eval()
-    lookup = _Lookup(model)
+    lookup = _Lookup.of(model)
     out = [model.probabilities(model(lookup(images[i : i + batch])))
            for i in range(0, len(images), batch)]  # fmt: skip
     return torch.cat(out).cpu().numpy()
@@ -83,6 +83,16 @@ class _Lookup:
     every pixel is a palette colour exactly (a punk read pixel for pixel: what
     `PunkNet.colour_index` finds too, at distance 0, at a quarter of a folder's model time);
     else RGBA floats, for the model's nearest colours."""
+
+    @staticmethod
+    def of(model: PunkNet) -> _Lookup:
+        """The model's lookup, kept on it while its palette stays (a batch of one image
+        spends ~0.2 ms building it: a tenth of the network's time)."""
+        key = (model.palette.data_ptr(), model.palette._version)
+        kept = model.__dict__.get("_punktraits_lookup")
+        if kept is None or kept[0] != key:
+            kept = model.__dict__["_punktraits_lookup"] = (key, _Lookup(model))
+        return kept[1]
 
     def __init__(self, model: PunkNet):
         pal = (model.palette * 255).round().to(torch.uint8).cpu().numpy()
