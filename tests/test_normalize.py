@@ -474,8 +474,12 @@ def test_the_fitted_background_is_the_least_squares_fit_of_the_whole_drawing(pun
         ay, ax = N._axes(h, w, by, bx, filt, max(h, w))
         p = punk.reshape(24, 24, 4).astype(np.float64)
         a = p[..., 3:] / 255.0
-        drawn = N._expand(ay.weights[0], p[..., :3] * a, ax.weights[0])
-        bare = N._expand(ay.weights[0], 1.0 - a, ax.weights[0])[..., 0]
+
+        def expand(q):  # wy q wx' over (24, 24, K): (h, w, K), every pixel drawn
+            return np.einsum("yi,ijk,xj->yxk", ay.weights[0], q, ax.weights[0])
+
+        drawn = expand(p[..., :3] * a)
+        bare = expand(1.0 - a)[..., 0]
         bare = np.where(ay.inside[:, None] & ax.inside[None, :], bare, 1.0)
         bg = ((pixels - drawn) * bare[..., None]).sum((0, 1)) / (bare * bare).sum()
         return np.clip(np.rint(bg), 0, 255).astype(np.int64), bg

@@ -427,24 +427,26 @@ def _composited(bg: np.ndarray, rgba: np.ndarray) -> np.ndarray:
     return t
 
 
-# every (value, alpha) pair of 8-bit pixels, value fastest: (256 alphas, 256 values, 2)
-_EVERY_RGBA = np.stack(np.meshgrid(np.arange(256), np.arange(256), indexing="ij")[::-1], -1)
+@lru_cache(maxsize=1)
+def _every_pixel() -> np.ndarray:
+    """(v, v, v, a) for every 8-bit value v at every alpha a: (65536, 4), row 256 a + v (what
+    the tables below are built from, once, when first needed)."""
+    a, v = np.divmod(np.arange(65536), 256)
+    return np.stack([v, v, v, a], -1)
 
 
 @lru_cache(maxsize=1)
 def _unpremultiply_table() -> np.ndarray:
     """`_unpremultiplied` of every premultiplied value v at every alpha a: (65536,) uint8 at
     256 a + v."""
-    pm = _EVERY_RGBA[..., [0, 0, 0, 1]].reshape(-1, 4)
-    return _unpremultiplied(pm)[:, 0].astype(np.uint8)
+    return _unpremultiplied(_every_pixel())[:, 0].astype(np.uint8)
 
 
 @lru_cache(maxsize=256)
 def _composite_table(level: int) -> np.ndarray:
     """`_composited` of every value v at every alpha a over a background channel at `level`:
     (65536,) uint8 at 256 a + v (64 KiB; one per level a background has)."""
-    rgba = _EVERY_RGBA[..., [0, 0, 0, 1]].reshape(-1, 4)
-    return _composited(np.full(3, level), rgba)[:, 0].astype(np.uint8)
+    return _composited(np.full(3, level), _every_pixel())[:, 0].astype(np.uint8)
 
 
 def _unpremultiply(pm: np.ndarray) -> np.ndarray:
@@ -545,12 +547,6 @@ def _project(wy, z, wx):
     """wy^T z wx over (ny, nx, K) -> (24, 24, K)."""
     t = np.tensordot(wy.T, z, 1)  # (24, nx, K)
     return np.tensordot(t, wx, ([1], [0])).transpose(0, 2, 1)
-
-
-def _expand(wy, q, wx):
-    """wy q wx^T over (24, 24, K) -> (ny, nx, K)."""
-    t = np.tensordot(wy, q, 1)  # (ny, 24, K)
-    return np.tensordot(t, wx, ([1], [1])).transpose(0, 2, 1)
 
 
 def _distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
