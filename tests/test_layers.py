@@ -15,7 +15,7 @@ import pytest
 import punktraits
 
 LAYERS = [
-    ["version", "errors"],  # nothing of ours
+    ["version", "errors", "work"],  # nothing of ours (work: a thread's work counted)
     ["files", "webp", "answer"],  # atomic writes, JSON, weights, PNG helpers; a WebP's encoder;
     #   what an image's answer holds (plain data)
     ["data", "normalize", "models", "metrics"],  # the dataset; image -> punk; networks; scores

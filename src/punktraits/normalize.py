@@ -43,7 +43,8 @@ import numpy as np
 from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
 from .errors import ImageError
-from .webp import Webp, vp8_header
+from .webp import Webp, _decoded, _encoded, vp8_header
+from .work import EXACT, GAINS, charge, counted_work
 
 FORMATS = {"PNG", "JPEG", "GIF", "WEBP", "BMP"}
 MAX_SIDE = 2048
@@ -650,6 +651,7 @@ class _Drawing:
 
     def exact(self, idx: np.ndarray, rows=slice(None), cols=slice(None)) -> np.ndarray:
         """The observation Pillow's drawing of punk `idx` gives at the sampled rows and cols."""
+        charge(EXACT)
         if self.by_pillow and _all(rows) and _all(cols):
             return self.pillow(idx).astype(np.float64)
         cells = idx.reshape(24, 24)
@@ -722,6 +724,7 @@ class _Drawing:
         """(576, P): how recolouring each cell to each colour changes the squared error, to
         second order, where the drawing is linear around `idx` (clipped values stay clipped):
         for cell i and colour vector v, (v - v_i)' A_i (v - v_i) - 2 b_i' (v - v_i)."""
+        charge(GAINS)
         r = self.y - m
         wy, wx, wy2, wx2 = self.wy, self.wx, self.wy**2, self.wx**2
         mh, mv = (x.astype(np.float64) for x in masks)
@@ -1106,6 +1109,9 @@ AROUND_ENCODES = WEBP_ANSWER_ENCODES + WEBP_AROUND * 41  # (the answers may have
 # 27 backgrounds, 7 of them at up to 3 qualities)
 SOFT_SECONDS = 1.0  # optional checks (re-encoding, redrawing) stop after this long
 MAX_SECONDS = 10.0  # an image taking longer is refused (none should come near this)
+COUNTED_SLACK = 4.0  # a clock counting work is late after this many times its soft time of CPU
+# time as well: a guard for work the count misses, reached first only on a machine some two
+# times slower than 2026-12-07's (on which the counted soft second takes about two)
 
 
 def reencode_pixels(webp: bool) -> int:
@@ -1290,6 +1296,7 @@ def _normalize_pixels(rgba, has_alpha, fmt, notes, jpeg, palette, counts, name, 
         raise ImageError(f"{name}: no 24x24 pixel grid found (is it a single punk?)")
     lossless = fmt in ("PNG", "BMP")  # (GIF quantises colours; JPEG and WebP are lossy)
     clock.soft = _soft_seconds(fmt == "WEBP" and not has_alpha, h, w)
+    clock.counted = fmt == "WEBP"
     answers = None
     if guess is not None and frame is None and (lossless or (_encoder_known(fmt, jpeg, has_alpha)
                                                               and min(h, w) >= 32)):  # fmt: skip
@@ -1429,7 +1436,7 @@ def _normalize_pixels(rgba, has_alpha, fmt, notes, jpeg, palette, counts, name, 
             if codecs:
                 reencode = _reencoder(rgba[..., :3], grids, d.bg, codecs, palette, name, idx,
                                       blockwise=fmt == "JPEG" and frame is None,
-                                      answers=webp, seen=d)  # fmt: skip
+                                      answers=webp, seen=d, counted=clock.counted)  # fmt: skip
     if lossy and has_alpha and fmt == "WEBP" and "vp8" in jpeg and w * h <= reencode_pixels(True):
         codec = answers.codec if answers is not None else Webp(jpeg["vp8"], rgba)
         reencode = _clear_reencoder(rgba, grids, codec, palette, idx)
@@ -1552,7 +1559,8 @@ TIE_NEAR, TIE_AROUND = 0.3, 3  # when ties are told (`exact`), the TIE_AROUND dr
 
 def _reencoder(pixels: np.ndarray, grids, bg, codecs: list, palette: np.ndarray, name: str,
                reading: np.ndarray, given: tuple | None = None, blockwise: bool = False,
-               answers: _Answers | None = None, seen: _Drawing | None = None):  # fmt: skip
+               answers: _Answers | None = None, seen: _Drawing | None = None,
+               counted: bool = False):  # fmt: skip
     """`Fit.reencode` for a small lossy image (`pixels` (h, w, 3) uint8): each punk drawn the
     way the image was drawn, every pixel, through its encoder (one of `codecs`: a WebP does not
     say its quality), compared with it. The encoder is deterministic, so the punk the file was
@@ -1590,11 +1598,11 @@ def _reencoder(pixels: np.ndarray, grids, bg, codecs: list, palette: np.ndarray,
         out.shown8 = out.shown.astype(np.uint8)
         return out
 
-    clock = _Clock(name, _soft_seconds(answers is not None, h, w))  # (restarted when called:
-    # the image may wait in a batch; `answers`: an opaque WebP's)
+    clock = _Clock(name, _soft_seconds(answers is not None, h, w), counted)  # (restarted when
+    # called: the image may wait in a batch; `answers`: an opaque WebP's)
 
     def settle(cells: np.ndarray, again: bool = False) -> tuple[_Drawing, Callable]:
-        clock.start = time.thread_time()
+        clock.restart()
         if again and answers is not None:
             found = answers.draw_back(cells, seen, clock)
             if found is not None:
@@ -2204,7 +2212,7 @@ class _Answers:
         level around have their own, AROUND_ENCODES more), or half the soft time (the search
         after them re-encodes only while there is time left)."""
         return (self.codec.encodes - self.spent_from >= encodes
-                or time.thread_time() - self.clock.start > self.clock.soft / 2)  # fmt: skip
+                or self.clock.spent() > self.clock.soft / 2)  # fmt: skip
 
     def _tie_search(self, name: str, way: tuple, rgba: np.ndarray) -> str:
         """A Skia render's ties in a JPEG, one at a time: each tied column, then row, falls the
@@ -2289,7 +2297,7 @@ class _Answers:
                             kind, d.bg, self.clock)  # fmt: skip
             reencode = _reencoder(self.pixels, self.grids, d.bg, [self.codec], self.palette,
                                   name, cells, given=(full, self.codec),
-                                  blockwise=fmt == "JPEG")  # fmt: skip
+                                  blockwise=fmt == "JPEG", counted=self.clock.counted)  # fmt: skip
         notes = notes + ["read by drawing the answer back: it gives every pixel of the image"
                          + (" (re-encoded)" if self.codec is not None else "")]  # fmt: skip
         punk = self.palette[cells].reshape(24, 24, 4).astype(np.uint8)
@@ -2533,9 +2541,7 @@ def _webp_at(q: int):
     """Pillow's WebP encoder at quality q, then the decoder."""
 
     def codec(img: np.ndarray) -> np.ndarray:
-        buf = io.BytesIO()
-        Image.fromarray(img, "RGB").save(buf, format="WEBP", quality=q)
-        return np.asarray(Image.open(buf, formats=["WEBP"]).convert("RGB"))
+        return _decoded(_encoded(np.ascontiguousarray(img), q), "RGB")
 
     return codec
 
@@ -2703,15 +2709,31 @@ class _Clock:
     """The time one image may take; past it the image is refused rather than hogging a core.
 
     CPU time of this thread, not wall time: on a loaded machine (other processes, other
-    requests) the same image gets the same answer."""
+    requests) the same image gets the same answer. `counted` (a WebP's: its answers, drawn
+    back, are re-encoded until `soft` is spent, and CPU time still varied with the load, as
+    did what they found): the optional checks stop after `soft` seconds of work counted
+    (`punktraits.work`), the same on any machine; after COUNTED_SLACK times as long by the CPU clock as
+    well (work the count misses)."""
 
-    def __init__(self, name: str, soft: float | None = None):
-        self.name, self.start = name, time.thread_time()
+    def __init__(self, name: str, soft: float | None = None, counted: bool = False):
+        self.name, self.counted = name, counted
         self.soft = SOFT_SECONDS if soft is None else soft  # (`_soft_seconds`)
+        self.restart()
+
+    def restart(self) -> None:
+        self.start, self.work_from = time.thread_time(), counted_work()
+
+    def spent(self) -> float:
+        """Seconds spent since the start: counted work (`counted`), else CPU time."""
+        if self.counted:
+            return counted_work() - self.work_from
+        return time.thread_time() - self.start
 
     def late(self) -> bool:
         """Past the time an image should take: optional checks stop here."""
-        return time.thread_time() - self.start > self.soft
+        return self.spent() > self.soft or (
+            self.counted and time.thread_time() - self.start > COUNTED_SLACK * self.soft
+        )
 
     def check(self, phase: str) -> None:
         if time.thread_time() - self.start > MAX_SECONDS:

@@ -19,6 +19,8 @@ import struct
 import numpy as np
 from PIL import Image
 
+from .work import ENCODE, ENCODE_PIXEL, charge
+
 __all__ = ["Webp", "vp8_header"]
 
 
@@ -100,6 +102,7 @@ class _Bools:
 
 
 def _encoded(img: np.ndarray, quality: int) -> bytes:
+    charge(ENCODE + ENCODE_PIXEL * img.shape[0] * img.shape[1])
     buf = io.BytesIO()
     Image.fromarray(img, "RGBA" if img.shape[-1] == 4 else "RGB").save(
         buf, format="WEBP", quality=quality
