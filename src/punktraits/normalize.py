@@ -2712,8 +2712,8 @@ class _Clock:
     requests) the same image gets the same answer. `counted` (a WebP's: its answers, drawn
     back, are re-encoded until `soft` is spent, and CPU time still varied with the load, as
     did what they found): the optional checks stop after `soft` seconds of work counted
-    (`punktraits.work`), the same on any machine; after COUNTED_SLACK times as long by the CPU clock as
-    well (work the count misses)."""
+    (`punktraits.work`), the same on any machine; after COUNTED_SLACK times as long by the
+    CPU clock as well (work the count misses)."""
 
     def __init__(self, name: str, soft: float | None = None, counted: bool = False):
         self.name, self.counted = name, counted

@@ -20,8 +20,8 @@ import threading
 REFERENCE_SPEEDUP = 2.0
 ENCODE = 0.85e-3 / REFERENCE_SPEEDUP  # a WebP encoding and its decoding...
 ENCODE_PIXEL = 0.14e-6 / REFERENCE_SPEEDUP  # ... and this much more a pixel
-EXACT = 0.73e-3 / REFERENCE_SPEEDUP  # a drawing, or a part of one, drawn exactly (`_Drawing.exact`)
-GAINS = 4.4e-3 / REFERENCE_SPEEDUP  # a round of the descent's second-order model (`_Drawing.gains`)
+EXACT = 0.73e-3 / REFERENCE_SPEEDUP  # a drawing, or part of one, drawn exactly
+GAINS = 4.4e-3 / REFERENCE_SPEEDUP  # a round of the descent's second-order model
 
 _counted = threading.local()
 
