@@ -8,6 +8,7 @@ from html.parser import HTMLParser
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import THREADS
 
 from punktraits import data as D
 from punktraits.cli import cli
@@ -23,8 +24,10 @@ PAPER_TRAITS = ("Alien", "Ape", "Zombie", "Female", "Male", "Rosy Cheeks", "Earr
 def real_runs(punks, tmp_path_factory):
     """A short run of each recipe on the real data: ours (2 epochs), paper (7 nets, 2 epochs)."""
     root = tmp_path_factory.mktemp("report")
-    train(punks, TrainConfig(epochs=2, threads=2, drawn=2000), root / "ours", progress=False)
-    paper = TrainConfig(recipe="paper", traits=PAPER_TRAITS, epochs=2, per_class=500, threads=2)
+    train(punks, TrainConfig(epochs=2, threads=THREADS, drawn=2000), root / "ours", progress=False)
+    paper = TrainConfig(
+        recipe="paper", traits=PAPER_TRAITS, epochs=2, per_class=500, threads=THREADS
+    )
     train(punks, paper, root / "paper", progress=False)
     return root / "ours", root / "paper"
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import THREADS
 from safetensors.torch import load_file
 
 from punktraits import data as D
@@ -117,7 +118,7 @@ def test_tampered_run_folder_is_refused(tiny, tmp_path):
 @pytest.fixture(scope="module")
 def ours_run(punks, tmp_path_factory):
     out = tmp_path_factory.mktemp("ours")
-    return out, train(punks, TrainConfig(threads=2), out, progress=False)
+    return out, train(punks, TrainConfig(threads=THREADS), out, progress=False)
 
 
 def test_real_ours_meets_floors(ours_run):
@@ -135,7 +136,9 @@ def test_real_ours_meets_floors(ours_run):
 
 
 def test_real_paper_recipe_short_run(punks, tmp_path):
-    cfg = TrainConfig(recipe="paper", traits=("3D Glasses", "Rosy Cheeks"), epochs=1, threads=2)
+    cfg = TrainConfig(
+        recipe="paper", traits=("3D Glasses", "Rosy Cheeks"), epochs=1, threads=THREADS
+    )
     m = train(punks, cfg, tmp_path / "paper", progress=False)
     assert m["per_trait"]["3D Glasses"]["f1"] >= 0.9  # the paper: 1.0
     assert m["per_trait"]["Rosy Cheeks"]["f1"] <= 0.5  # the paper: 0.041; grey hides the tint
@@ -225,7 +228,7 @@ def test_evaluate_of_the_shipped_model_reproduces_its_metrics_byte_for_byte(data
 def test_set_reaches_the_model_and_config(punks, tmp_path):
     # A dry run on the real data: the drawn punks follow temper / any_pair, val_drawn are held out.
     extra = {"hidden": 64, "temper": 0.5, "any_pair": 1, "val_drawn": 100}
-    train(punks, TrainConfig(dry_run=True, threads=2, extra=extra), tmp_path, progress=False)
+    train(punks, TrainConfig(dry_run=True, threads=THREADS, extra=extra), tmp_path, progress=False)
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["model"]["hidden"] == 64
     assert config["settings"] == {"lr": 4e-3, "embed": 16, "width": 32, "hidden": 64,
