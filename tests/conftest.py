@@ -40,12 +40,13 @@ def cut(punk: np.ndarray, size: int, phase: int, bg=(0x63, 0x85, 0x96)) -> Image
 # Under pytest-xdist (the README's `-n 2`: two processes on two cores) each process trains and
 # predicts on one torch thread: two processes of two threads each ran the real training at half
 # its speed alone (808 s vs 432 s).
-THREADS = 1 if os.environ.get("PYTEST_XDIST_WORKER") else 2
+XDIST = "PYTEST_XDIST_WORKER" in os.environ
+THREADS = 1 if XDIST else 2
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _torch_threads():
-    if os.environ.get("PYTEST_XDIST_WORKER"):
+    if XDIST:
         torch.set_num_threads(THREADS)
 
 
