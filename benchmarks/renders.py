@@ -121,12 +121,15 @@ def main() -> None:
 _MODEL = None  # a worker process's Predictor (--workers)
 
 
-def _start(data_dir) -> None:
+def _start(data_dir, worker: bool = False) -> None:
     global _MODEL
     import torch
 
+    from punktraits.folder import exit_with_parent
     from punktraits.predict import Predictor
 
+    if worker:  # (this run killed, no worker goes on with its shards)
+        exit_with_parent()
     torch.set_num_threads(1)
     _MODEL = Predictor(data_dir=data_dir)
 
@@ -173,7 +176,7 @@ def traits(args) -> None:
 
         # (a worker that cannot start breaks the pool: an error, not a wait)
         pool = ProcessPoolExecutor(args.workers, multiprocessing.get_context("spawn"), _start,
-                                   (args.data_dir,))  # fmt: skip
+                                   (args.data_dir, True))  # fmt: skip
     else:
         _start(args.data_dir)
     heads = heads_of(punks)

@@ -353,6 +353,69 @@ def test_a_worker_process_that_dies_is_one_error_after_the_answers_before_it(tmp
     assert 1 <= len(got) < 300 and got[0][0].type == D.TYPES[int(punks.labels[0, :5].argmax())]
 
 
+def _children(pid: int) -> set[int]:
+    """The processes whose parent is `pid` (Linux: /proc)."""
+    out = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # (ended meanwhile)
+            continue
+        if int(fields[1]) == pid:
+            out.add(int(stat.parent.name))
+    return out
+
+
+def _alive(pids: set[int]) -> set[int]:
+    """Those of `pids` still running (not ended, not a zombie)."""
+    out = set()
+    for p in pids:
+        try:
+            state = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            out.add(p)
+    return out
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc")
+def test_sigterm_stops_predict_and_its_worker_processes_at_once(tmp_path, punks):
+    """`kill` (SIGTERM) of `predict --workers 2` ended the main process alone: its workers went
+    on through the slow files already handed to them (minutes of a core, answered to no one).
+    Now the run says "interrupted" (exit 130) and no process of it is left a few seconds later,
+    while the files would have kept the worker busy for many more."""
+    import os
+    import signal
+    import time
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for k in range(80):  # 36 px JPEGs: re-encoded, ~0.1-0.5 s each, 40 s or more in all
+        im = render(punks.images[k], 1, BLUE, resample=Image.BOX, size=36)
+        im.save(folder / f"{k:03d}.jpg", quality=70)
+    proc = subprocess.Popen([sys.executable, "-m", "punktraits", "predict", str(folder),
+                             "--format", "jsonl", "--workers", "2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    time.sleep(6)  # (a worker is up, its model loaded, at work on the one chunk of 80 files)
+    children = _children(proc.pid)  # (the worker, and multiprocessing's resource tracker)
+    workers = {p for p in children if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()}
+    assert proc.poll() is None and len(_alive(workers)) == 1
+    os.kill(proc.pid, signal.SIGTERM)
+    try:  # (workers left running would hold its output open: this waited for them)
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 130 and err.strip().splitlines()[-1] == "interrupted"
+        assert "Traceback" not in err
+        assert all(json.loads(line)["file"].endswith(".jpg") for line in out.splitlines())
+        deadline = time.monotonic() + 5
+        while _alive(children) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _alive(children) == set()
+    finally:  # (a failure leaves nothing running)
+        for p in _alive(children | {proc.pid}):
+            os.kill(p, signal.SIGKILL)
+
+
 def test_table_output_keeps_a_file_name_with_a_newline_on_one_line(tmp_path, punks):
     path = tmp_path / "two\nlines.png"
     render(punks.images[0], 8, BLUE).save(path)

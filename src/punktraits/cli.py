@@ -597,7 +597,16 @@ def one_line(text: str | None) -> str:
     return json.dumps(text)[1:-1] if any(ord(c) < 32 or c == "\x7f" for c in text) else text
 
 
+def _interrupted(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> None:
+    import signal
+
+    # SIGTERM (`kill`, `timeout`, a scheduler) ends a command as Ctrl-C does: what was written
+    # is closed (json's list), worker processes stop, no traceback
+    signal.signal(signal.SIGTERM, _interrupted)
     try:
         cli(standalone_mode=False)
     except PunktraitsError as e:

@@ -46,12 +46,31 @@ _WORKER = None  # the Predictor of a worker process (`iter_find_parallel`)
 _WORKER_ERROR: str | None = None  # why it has none
 
 
-def _start_worker(run, threads: int) -> None:
+def exit_with_parent(stop=None, period: float = 0.5) -> None:
+    """In a worker process: end it (`os._exit`) when the process that started it is gone, or
+    when `stop` (a multiprocessing Event) is set, checked every `period` seconds by a daemon
+    thread. A pool's workers otherwise go on through the chunks already handed to them when
+    their parent is killed (SIGTERM, SIGKILL): minutes of two cores, answered to no one."""
+    import threading
+    import time
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent and not (stop.wait(period) if stop else time.sleep(period)):
+            pass
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+def _start_worker(run, threads: int, stop=None) -> None:
     global _WORKER, _WORKER_ERROR
     import torch
 
     from .predict import load_model
 
+    exit_with_parent(stop)
     torch.set_num_threads(threads)
     try:
         _WORKER = load_model(run)
@@ -76,25 +95,28 @@ def iter_find_parallel(run, files: list[Path], workers: int, batch_size: int = 2
     order as soon as their chunk is done. Without the drawings (`Prediction.drawn` is None).
     The processes start now (loading a model takes them a second or two), not when the
     answers are first asked for; a model that does not load raises its PunktraitsError at the
-    first answer."""
+    first answer. Answers left unasked for (an interruption, an error, a consumer that stops
+    iterating) stop the workers at once, not after the chunks they were handed; so does the
+    end of this process, however it ends."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     ctx = multiprocessing.get_context("spawn")  # (a forked torch can hang on its threads)
+    stop = ctx.Event()
     pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_start_worker,
-                               initargs=(run, threads))  # fmt: skip
+                               initargs=(run, threads, stop))  # fmt: skip
     futures = [pool.submit(_find_in_worker, files[i : i + chunk], batch_size)
                for i in range(0, len(files), chunk)]  # fmt: skip
 
-    return _Parallel(pool, futures)
+    return _Parallel(pool, futures, stop)
 
 
 class _Parallel:
     """The answers of `iter_find_parallel`, in order; `close` stops the processes (also when
     the answers were never asked for)."""
 
-    def __init__(self, pool, futures):
-        self.pool, self.futures = pool, futures
+    def __init__(self, pool, futures, stop):
+        self.pool, self.futures, self.stop = pool, futures, stop
 
     def __iter__(self) -> Iterator[list[Prediction]]:
         from concurrent.futures.process import BrokenProcessPool
@@ -107,8 +129,14 @@ class _Parallel:
                 "a worker process stopped before it answered (killed, or out of memory?); "
                 "the answers before it were written: run again, with fewer --workers"
             ) from None
+        except BaseException:  # interrupted, or not asked for the rest (GeneratorExit)
+            self.stop.set()
+            raise
         finally:  # done, failed or interrupted: nothing is left running
             self.close()
 
     def close(self) -> None:
+        """Stops the processes: at once when answers are left (cancelled), else when idle."""
+        if not all(f.done() for f in self.futures):
+            self.stop.set()
         self.pool.shutdown(wait=True, cancel_futures=True)
