@@ -353,6 +353,42 @@ def test_a_worker_process_that_dies_is_one_error_after_the_answers_before_it(tmp
     assert 1 <= len(got) < 300 and got[0][0].type == D.TYPES[int(punks.labels[0, :5].argmax())]
 
 
+def test_a_folder_of_lossy_files_streams_its_answers_every_few_files(tmp_path, punks, model,
+                                                                   monkeypatch):  # fmt: skip
+    """A batch was 256 files read before any was answered: minutes for JPEGs, all lost to an
+    interruption. Exact PNGs still go in whole batches; lossy files are answered once
+    STREAM_FITS of them are read (the same answers as one at a time), and a folder's worker
+    processes get them in chunks of LOSSY_CHUNK."""
+    from punktraits import predict as P
+    from punktraits.folder import LOSSY_CHUNK, _parts
+
+    files = []
+    for k in range(20):
+        files.append(tmp_path / f"{k:02d}.png")
+        render(punks.images[k], 4, BLUE).save(files[-1])
+    for k in range(20, 60):
+        files.append(tmp_path / f"{k:02d}.jpg")
+        render(punks.images[k], 4, BLUE).save(files[-1], quality=85)
+    read = []
+    to_punk = model.to_punk
+    monkeypatch.setattr(
+        model, "to_punk", lambda image, name: read.append(name) or to_punk(image, name)
+    )
+    answers = model.iter_find(files)
+    first = next(answers)
+    assert len(read) == 20 + P.STREAM_FITS == 36  # the PNGs, then 16 JPEGs: not all 60
+    got = [first, *answers]
+    assert len(read) == 60 and [a[0].file for a in got] == [str(f) for f in files]
+    one = [model.find(f)[0] for f in files[18:23]]  # (around the first batch's end)
+    assert [(a[0].head, a[0].accessories, a[0].verified) for a in got[18:23]] == [
+        (p.head, p.accessories, p.verified) for p in one
+    ]
+    assert all(a[0].error is None and a[0].verified for a in got)
+    names = [f"{k}.png" for k in range(20)] + [f"{k}.JPG" for k in range(40)] + ["x.webp"]
+    assert [len(part) for part in _parts(names, 128)] == [20 + LOSSY_CHUNK, LOSSY_CHUNK, 9]
+    assert [len(part) for part in _parts(names[:20] * 10, 128)] == [128, 72]
+
+
 def _children(pid: int) -> set[int]:
     """The processes whose parent is `pid` (Linux: /proc)."""
     out = set()
@@ -384,23 +420,23 @@ def test_sigterm_stops_predict_and_its_worker_processes_at_once(tmp_path, punks)
     """`kill` (SIGTERM) of `predict --workers 2` ended the main process alone: its workers went
     on through the slow files already handed to them (minutes of a core, answered to no one).
     Now the run says "interrupted" (exit 130) and no process of it is left a few seconds later,
-    while the files would have kept the worker busy for many more."""
+    while the files would have kept the workers busy for many more."""
     import os
     import signal
     import time
 
     folder = tmp_path / "in"
     folder.mkdir()
-    for k in range(80):  # 36 px JPEGs: re-encoded, ~0.1-0.5 s each, 40 s or more in all
+    for k in range(120):  # 36 px JPEGs: re-encoded, ~0.1-0.5 s each, a minute or more in all
         im = render(punks.images[k], 1, BLUE, resample=Image.BOX, size=36)
         im.save(folder / f"{k:03d}.jpg", quality=70)
     proc = subprocess.Popen([sys.executable, "-m", "punktraits", "predict", str(folder),
                              "--format", "jsonl", "--workers", "2"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-    time.sleep(6)  # (a worker is up, its model loaded, at work on the one chunk of 80 files)
-    children = _children(proc.pid)  # (the worker, and multiprocessing's resource tracker)
+    time.sleep(6)  # (the workers are up, their models loaded, at work on chunks of 16 files)
+    children = _children(proc.pid)  # (the workers, and multiprocessing's resource tracker)
     workers = {p for p in children if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()}
-    assert proc.poll() is None and len(_alive(workers)) == 1
+    assert proc.poll() is None and len(_alive(workers)) == 2
     os.kill(proc.pid, signal.SIGTERM)
     try:  # (workers left running would hold its output open: this waited for them)
         out, err = proc.communicate(timeout=30)

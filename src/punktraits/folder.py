@@ -88,10 +88,30 @@ def _find_in_worker(files: list[Path], batch_size: int) -> list[list[Prediction]
     return out
 
 
+LOSSY_SUFFIXES = {".jpg", ".jpeg", ".webp"}
+LOSSY_CHUNK = 16  # lossy files (by their suffix) after which a chunk ends: each takes 0.05-1 s,
+# so a chunk of them still comes back in seconds (as `predict.STREAM_FITS` in one process)
+
+
+def _parts(files: list[Path], chunk: int) -> Iterator[list[Path]]:
+    """The files in order, in chunks of `chunk`, or fewer where LOSSY_CHUNK are lossy."""
+    part: list[Path] = []
+    lossy = 0
+    for f in files:
+        part.append(f)
+        lossy += Path(f).suffix.lower() in LOSSY_SUFFIXES
+        if len(part) >= chunk or lossy >= LOSSY_CHUNK:
+            yield part
+            part, lossy = [], 0
+    if part:
+        yield part
+
+
 def iter_find_parallel(run, files: list[Path], workers: int, batch_size: int = 256,
                        threads: int = 1, chunk: int = 128) -> _Parallel:  # fmt: skip
     """`Predictor.iter_find` over files in `workers` processes, each with its own model (loaded
-    once, `threads` torch threads), in chunks of `chunk` files; answers come back in the files'
+    once, `threads` torch threads), in chunks of `chunk` files (`_parts`: fewer when lossy);
+    answers come back in the files'
     order as soon as their chunk is done. Without the drawings (`Prediction.drawn` is None).
     The processes start now (loading a model takes them a second or two), not when the
     answers are first asked for; a model that does not load raises its PunktraitsError at the
@@ -105,8 +125,7 @@ def iter_find_parallel(run, files: list[Path], workers: int, batch_size: int = 2
     stop = ctx.Event()
     pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_start_worker,
                                initargs=(run, threads, stop))  # fmt: skip
-    futures = [pool.submit(_find_in_worker, files[i : i + chunk], batch_size)
-               for i in range(0, len(files), chunk)]  # fmt: skip
+    futures = [pool.submit(_find_in_worker, part, batch_size) for part in _parts(files, chunk)]
 
     return _Parallel(pool, futures, stop)
 

@@ -55,19 +55,19 @@ def punk_url(i: int) -> str:
     return OFFICIAL.format(id=i)
 
 
+def _slow(info: Normalized | None) -> bool:
+    """Whether an image read so is slow to answer: lossy (its drawing is re-encoded to prove
+    it) or not read exactly (smoothed: whole drawings are weighed against it)."""
+    return info is not None and (info.fit is not None or info.format in ("JPEG", "WEBP"))
+
+
 SCREEN_PIXELS = 4096 * 4096  # a picture searched for punks may be this large (punks.png: 2400^2)
+STREAM_FITS = 16  # images slow to answer (`_slow`) after which a batch is answered
 MAX_SQUARES = 400  # squares read with the normaliser per picture at most (exact cells: no limit)
 # A lossy file's square is found a pixel or two short on some sides (JPEG bleeds the page into
 # its edge): when one does not draw back, these (left, top, side) growths are tried in turn.
 GROW = ((0, 0, 0), (1, 1, 2), (1, 0, 1), (0, 1, 1), (1, 1, 1), (2, 2, 4))
 NEAR_MISS = 60  # differing pixels of a square's reading within which it is tried again
-
-
-def _chunks(items: Iterable, size: int) -> Iterator[list]:
-    """Lists of `size` items (the last may be shorter), read lazily: a folder stays a stream."""
-    it = iter(items)
-    while chunk := list(itertools.islice(it, size)):
-        yield chunk
 
 
 _TABLES: dict[tuple, tuple[Originals, Rarity]] = {}
@@ -351,33 +351,52 @@ class Predictor:
 
     def iter_predict(self, images: Iterable, batch_size: int = 256) -> Iterator[Prediction]:
         """Stream predictions in input order, `batch_size` images in memory at a time."""
-        for chunk in _chunks(images, batch_size):
-            yield from self._predict_chunk(chunk)
+        for _, _, p in self._answered(images, None, batch_size):
+            yield p
 
-    def _predict_chunk(self, images: list, given: list | None = None) -> list[Prediction]:
-        results: list[Prediction | None] = [None] * len(images)
-        punks, infos, names, where = [], [], [], []
+    def _answered(self, images: Iterable, names: list | None,
+                  batch_size: int) -> Iterator[tuple[object, str | None, Prediction]]:  # fmt: skip
+        """Each image with its name and answer, in order. Images are read (normalised) one at a time;
+        the network and the drawing back answer those read so far when `batch_size` are, or
+        when STREAM_FITS of them are lossy or were not read exactly (smoothed): each takes
+        0.02-1 s to draw back. So a folder of exact PNGs goes in whole batches, and one of
+        JPEGs still streams its answers every few seconds (a batch of 256 was minutes)."""
+        pending: list[tuple] = []  # (image, name, (punk, info) or the Prediction of an error)
+        fits = 0
         for k, image in enumerate(images):
             name = str(image) if isinstance(image, (str, os.PathLike)) else None
-            name = given[k] if given and given[k] is not None else name
-            try:
-                punk, info = self.to_punk(image, name)
-            except ImageError as e:
-                results[k] = Prediction(name, None, [], {}, None, str(e))
-                continue
-            except Exception as e:  # noqa: BLE001  one file's failure is that file's error only
-                what = f"{type(e).__name__}: {e}".splitlines()[0][:300]
-                results[k] = Prediction(name, None, [], {}, None,
-                                        f"{name or 'image'}: could not be read as a punk ({what})")  # fmt: skip
-                continue
-            punks.append(punk)
-            infos.append(info)
-            names.append(name)
-            where.append(k)
-        if punks:
-            for k, p in zip(where, self.predict_punks(np.stack(punks), infos, names)):
-                results[k] = p
-        return results  # type: ignore[return-value]
+            name = names[k] if names and names[k] is not None else name
+            read = self._read_file(image, name)
+            pending.append((image, name, read))
+            fits += isinstance(read, tuple) and _slow(read[1])
+            if len(pending) >= batch_size or fits >= STREAM_FITS:
+                yield from self._answer_read(pending)
+                pending, fits = [], 0
+        yield from self._answer_read(pending)
+
+    def _read_file(self, image, name: str | None) -> tuple | Prediction:
+        """(punk, info) of one image, or the Prediction whose `error` says why it is not read:
+        any exception in one file is that file's error only."""
+        try:
+            return self.to_punk(image, name)
+        except ImageError as e:
+            return Prediction(name, None, [], {}, None, str(e))
+        except Exception as e:  # noqa: BLE001
+            what = f"{type(e).__name__}: {e}".splitlines()[0][:300]
+            return Prediction(name, None, [], {}, None,
+                              f"{name or 'image'}: could not be read as a punk ({what})")  # fmt: skip
+
+    def _answer_read(self, pending: list[tuple]) -> list[tuple[object, str | None, Prediction]]:
+        """The answers of images read by `_read_file` ((image, name, read) each), in one batch."""
+        ok = [k for k, (_, _, read) in enumerate(pending) if isinstance(read, tuple)]
+        answers = {}
+        if ok:
+            punks = np.stack([pending[k][2][0] for k in ok])
+            infos = [pending[k][2][1] for k in ok]
+            names = [pending[k][1] for k in ok]
+            answers = dict(zip(ok, self.predict_punks(punks, infos, names)))
+        return [(image, name, answers.get(k, read))
+                for k, (image, name, read) in enumerate(pending)]  # fmt: skip
 
     # -- pictures with several punks -------------------------------------------------------
 
@@ -388,17 +407,17 @@ class Predictor:
         order. When none is found: one answer whose `error` says why the image is not a punk."""
         if name is None and isinstance(image, (str, os.PathLike)):
             name = str(image)
-        return next(self._find_chunk([image], [name]))
+        return next(self._found([image], [name]))
 
     def iter_find(self, images: Iterable, batch_size: int = 256) -> Iterator[list[Prediction]]:
         """`find` for many images, in input order: a list of answers per image."""
-        for chunk in _chunks(images, batch_size):
-            yield from self._find_chunk(chunk)
+        return self._found(images, None, batch_size)
 
-    def _find_chunk(self, images: list, names: list | None = None) -> Iterator[list[Prediction]]:
-        """Each image read as one punk (in one batch); the ones that are not, searched."""
-        names = names or [str(i) if isinstance(i, (str, os.PathLike)) else None for i in images]
-        for image, name, p in zip(images, names, self._predict_chunk(images, names)):
+    def _found(self, images: Iterable, names: list | None = None,
+               batch_size: int = 256) -> Iterator[list[Prediction]]:  # fmt: skip
+        """Each image read as one punk (in batches: `_answered`); the ones that are not,
+        searched."""
+        for image, name, p in self._answered(images, names, batch_size):
             if p.error is None or isinstance(image, np.ndarray):
                 yield [p]
                 continue
