@@ -78,6 +78,28 @@ def test_an_unexpected_error_inside_becomes_an_image_error(punks, palette, monke
         read(encode(render(punks.images[0], 48)), palette)
 
 
+def test_an_images_time_limit_counts_from_its_start_whatever_restarts(monkeypatch):
+    """The verifier restarts the soft time each time it settles its drawing on another answer
+    (up to 9 times for a 36 px WebP); the hard limit restarted with it, so an image could take
+    MAX_SECONDS many times over. Now it counts from the start: 6 s, a restart, 6 s more is
+    refused; the soft time still starts again."""
+    import types
+
+    now = [100.0]
+    monkeypatch.setattr(N, "time", types.SimpleNamespace(thread_time=lambda: now[0]))
+    clock = N._Clock("x.webp", soft=1.0)
+    now[0] += 6
+    clock.check("settling")
+    assert clock.late()
+    clock.restart()
+    assert not clock.late()
+    now[0] += 0.5
+    clock.check("settling")
+    now[0] += 5
+    with pytest.raises(ImageError, match=r"^x\.webp: gave up after 10 s \(settling\); try "):
+        clock.check("settling")
+
+
 # --- defect 2: a box resize to 36 px ----------------------------------------------------------
 
 

@@ -2719,8 +2719,10 @@ class _Clock:
         self.name, self.counted = name, counted
         self.soft = SOFT_SECONDS if soft is None else soft  # (`_soft_seconds`)
         self.restart()
+        self.began = self.start  # (MAX_SECONDS counts from here, whatever restarts)
 
     def restart(self) -> None:
+        """The soft time starts again (the verifier settles its drawing on another answer)."""
         self.start, self.work_from = time.thread_time(), counted_work()
 
     def spent(self) -> float:
@@ -2736,7 +2738,8 @@ class _Clock:
         )
 
     def check(self, phase: str) -> None:
-        if time.thread_time() - self.start > MAX_SECONDS:
+        """Refuses the image once it has taken MAX_SECONDS of CPU in all."""
+        if time.thread_time() - self.began > MAX_SECONDS:
             raise ImageError(
                 f"{self.name}: gave up after {MAX_SECONDS:g} s ({phase}); "
                 "try a smaller or cleaner image"
