@@ -2721,33 +2721,42 @@ class _Clock:
     def __init__(self, name: str, soft: float | None = None, counted: bool = False):
         self.name, self.counted = name, counted
         self.soft = SOFT_SECONDS if soft is None else soft  # (`_soft_seconds`)
-        self.restart()
-        self.began, self.work_began = self.start, self.work_from  # (whatever restarts:
-        # MAX_SECONDS and SOFT_IN_ALL count from here)
+        self.start, self.work_from = time.thread_time(), counted_work()
+        self.before: tuple[float, float] | None = None  # (CPU, work) of the spells before
+        # this one since the first restart (the image may wait in a batch between its reading
+        # and its verifier's first restart: other images' time, not its own)
 
     def restart(self) -> None:
-        """The soft time starts again (the verifier settles its drawing on another answer)."""
-        self.start, self.work_from = time.thread_time(), counted_work()
+        """The soft time starts again (the verifier settles its drawing on another answer);
+        MAX_SECONDS and SOFT_IN_ALL go on counting."""
+        now, work = time.thread_time(), counted_work()
+        if self.before is None:
+            self.before = (0.0, 0.0)
+        else:
+            cpu, done = self.before
+            self.before = (cpu + now - self.start, done + work - self.work_from)
+        self.start, self.work_from = now, work
 
-    def spent(self, since_start: bool = False) -> float:
-        """Seconds spent since the last restart (or the start): counted work (`counted`), else
-        CPU time."""
+    def spent(self, in_all: bool = False) -> float:
+        """Seconds spent since the last restart (`in_all`: and in the spells before it):
+        counted work (`counted`), else CPU time."""
+        cpu, done = self.before if in_all and self.before else (0.0, 0.0)
         if self.counted:
-            return counted_work() - (self.work_began if since_start else self.work_from)
-        return time.thread_time() - (self.began if since_start else self.start)
+            return done + counted_work() - self.work_from
+        return cpu + time.thread_time() - self.start
 
     def late(self) -> bool:
         """Past the time an image should take: optional checks stop here (after `soft` since
-        the last restart, or SOFT_IN_ALL times `soft` since the start)."""
+        the last restart, or SOFT_IN_ALL times `soft` in all)."""
         return (
             self.spent() > self.soft
-            or self.spent(since_start=True) > SOFT_IN_ALL * self.soft
+            or self.spent(in_all=True) > SOFT_IN_ALL * self.soft
             or (self.counted and time.thread_time() - self.start > COUNTED_SLACK * self.soft)
         )
 
     def check(self, phase: str) -> None:
         """Refuses the image once it has taken MAX_SECONDS of CPU in all."""
-        if time.thread_time() - self.began > MAX_SECONDS:
+        if time.thread_time() - self.start + (self.before or (0.0,))[0] > MAX_SECONDS:
             raise ImageError(
                 f"{self.name}: gave up after {MAX_SECONDS:g} s ({phase}); "
                 "try a smaller or cleaner image"
