@@ -1662,18 +1662,37 @@ def _reencoder(pixels: np.ndarray, grids, bg, codecs: list, palette: np.ndarray,
 
     def around(d: _Drawing, codec, cells: np.ndarray) -> np.ndarray:
         """`error` of each punk, 0 as well where the drawing of one that comes near gives the
-        file back on a background a level around `d`'s (TIE_NEAR, TIE_AROUND)."""
+        file back on a background a level around `d`'s (TIE_NEAR, TIE_AROUND; a JPEG's, only
+        the backgrounds on which its corner blocks come back: `corners_back`)."""
         errs = np.array([error(d, codec, c) for c in cells])
         for k in [k for k in np.argsort(errs) if 0 < errs[k] <= TIE_NEAR][:TIE_AROUND]:
-            for step in NEAREST_STEPS[1:]:
+            steps = NEAREST_STEPS[1:]
+            steps = corners_back(d, codec, cells[k], steps) if blockwise else steps
+            for step in steps:
                 if error(recoloured(d, np.clip(d.bg + step, 0, 255)), codec, cells[k]) == 0:
                     errs[k] = 0.0
                     break
         return errs
 
+    def corners_back(d: _Drawing, codec, c: np.ndarray, steps: np.ndarray) -> list:
+        """Of the background moves `steps`, those on which the drawing of punk `c` (576,) gives
+        back the JPEG's four corner blocks (`_block_errors`: all in one encoding, a few whole
+        encodings' time for 26 moves): only they can give the whole file back."""
+        if h < 16 or w < 16:
+            return list(steps)
+        ys, xs = (0, (h - 16) // 16 * 16), (0, (w - 16) // 16 * 16)  # (whole blocks)
+        tiles = sorted({(y, x) for y in ys for x in xs})
+        parts = []
+        for step in steps:
+            image = recoloured(d, np.clip(d.bg + step, 0, 255)).image(c)
+            parts += [(image[y : y + 16, x : x + 16], (y, x)) for y, x in tiles]
+        errs = _block_errors(codec, target, parts).reshape(len(steps), len(tiles)).sum(1)
+        return [step for step, e in zip(steps, errs) if e == 0]
+
     def cells_of(punks: np.ndarray) -> np.ndarray:
         return _palette_cells(packed, order, punks)
 
+    target = pixels.astype(np.int16)
     return reencode
 
 
