@@ -1552,6 +1552,14 @@ TWO_LEVELS_PIXELS = 64 * 64  # in images at most this large (100 px WebP q80: no
 # area 386 -> 532 ms: 98 encodings a way at ~1.5 ms)
 
 
+SETTLE_STARTS = 3  # a JPEG's drawing, when the closest way's descent does not give the file
+# back, is descended from the next closest ways too (filter, compositing order: #6099 and #6003
+# at 36 px bilinear q70, settled on the truth, stopped 1-3 levels off in the other order)
+SETTLE_REACH = 3  # ... and then searched this many levels around in each channel (by the
+# corner blocks first: `corners_back`)
+REACH_STEPS = np.stack(np.meshgrid(*[range(-SETTLE_REACH, SETTLE_REACH + 1)] * 3, indexing="ij"),
+                       -1).reshape(-1, 3)  # fmt: skip
+REACH_STEPS = REACH_STEPS[np.abs(REACH_STEPS).any(1)]
 TIE_NEAR, TIE_AROUND = 0.3, 3  # when ties are told (`exact`), the TIE_AROUND drawings that come
 # within TIE_NEAR mean levels of a small lossy file without giving it back are tried on the
 # backgrounds a level around as well: the drawing that gave the file back settled the background,
@@ -1615,21 +1623,43 @@ def _reencoder(pixels: np.ndarray, grids, bg, codecs: list, palette: np.ndarray,
         tries = [(filt, by, bx, kind) for filt, by, bx in filters
                  for kind in _kinds(filt, ("after", "before"))]  # fmt: skip
         drawn = [drawing(*t, _fitted_background(pixels, t, palette[cells])) for t in tries]
-        best, k, c = min(
+        starts = sorted(
             (error(d, codec, cells), k, c)
             for k, d in enumerate(drawn)
             for c, codec in enumerate(codecs)
         )
-        centre, codec = drawn[k].bg, codecs[c]
+        best, k, c = starts[0]
+        centre = drawn[k].bg
+        for n, (e, kk, cc) in enumerate(starts[: SETTLE_STARTS if blockwise else 1]):
+            if best == 0 or (n and clock.late()):
+                break
+            e, at = descend(drawn[kk], codecs[cc], cells, e)
+            if e < best or n == 0:
+                best, k, c, centre = e, kk, cc, at
+        if best > 0 and blockwise and not clock.late():
+            # the descent stops at a local minimum (#6003: three levels off in blue): the
+            # backgrounds within SETTLE_REACH levels whose corner blocks come back, each whole
+            d = recoloured(drawn[k], centre)
+            for colour in [np.clip(centre + s, 0, 255)
+                           for s in corners_back(d, codecs[c], cells, REACH_STEPS)]:  # fmt: skip
+                e = error(recoloured(d, colour), codecs[c], cells)
+                if e < best:
+                    best, centre = e, colour
+                if e == 0 or clock.late():
+                    break
+        return recoloured(drawn[k], centre), codecs[c]
+
+    def descend(d: _Drawing, codec, cells: np.ndarray, best: float) -> tuple[float, np.ndarray]:
+        """From `d`'s background, a level at a time in each channel while the drawing comes
+        closer: (its error, the background)."""
+        centre = d.bg
         while best > 0 and not clock.late():  # and within a level of each channel
             around = [np.clip(centre + s, 0, 255) for s in LEVEL_STEPS if s.any()]
-            e, j = min(
-                (error(recoloured(drawn[k], x), codec, cells), j) for j, x in enumerate(around)
-            )
+            e, j = min((error(recoloured(d, x), codec, cells), j) for j, x in enumerate(around))
             if e >= best:
                 break
             best, centre = e, around[j]
-        return recoloured(drawn[k], centre), codec
+        return best, centre
 
     def given_back(d: _Drawing, codec, cells: np.ndarray, like: np.ndarray) -> np.ndarray:
         """`error` of many punks (N, 576) where only 0 matters, told by one encoding
@@ -1678,7 +1708,7 @@ def _reencoder(pixels: np.ndarray, grids, bg, codecs: list, palette: np.ndarray,
         """Of the background moves `steps`, those on which the drawing of punk `c` (576,) gives
         back the JPEG's four corner blocks (`_block_errors`: all in one encoding, a few whole
         encodings' time for 26 moves): only they can give the whole file back."""
-        if h < 16 or w < 16:
+        if h < 16 or w < 16 or not len(steps):
             return list(steps)
         ys, xs = (0, (h - 16) // 16 * 16), (0, (w - 16) // 16 * 16)  # (whole blocks)
         tiles = sorted({(y, x) for y in ys for x in xs})
