@@ -1111,7 +1111,7 @@ SOFT_SECONDS = 1.0  # optional checks (re-encoding, redrawing) stop after this l
 MAX_SECONDS = 10.0  # an image taking longer is refused (none should come near this)
 SOFT_IN_ALL = 3.0  # times its soft time an image's optional checks may take in all, however
 # often the verifier restarts it (settled on another answer: #5136 at 36 px box WebP q70
-# settled 9 times, 4.3 s of counted work, and still ended wrong)
+# restarted 10 times, 4.3 s of counted work, and still ended wrong)
 COUNTED_SLACK = 4.0  # a clock counting work is late after this many times its soft time of CPU
 # time as well: a guard for work the count misses, reached first only on a machine some two
 # times slower than 2026-12-07's (on which the counted soft second takes about two)
@@ -1553,10 +1553,10 @@ TWO_LEVELS_PIXELS = 64 * 64  # in images at most this large (100 px WebP q80: no
 
 
 SETTLE_STARTS = 3  # a JPEG's drawing, when the closest way's descent does not give the file
-# back, is descended from the next closest ways too (filter, compositing order: #6099 and #6003
-# at 36 px bilinear q70, settled on the truth, stopped 1-3 levels off in the other order)
+# back, is descended from the next closest ways too (filter, compositing order: #6099 at 36 px
+# bilinear q70, settled on the truth, stopped a level off in the other compositing order)
 SETTLE_REACH = 3  # ... and then searched this many levels around in each channel (by the
-# corner blocks first: `corners_back`)
+# corner blocks first: `corners_back`; #6003 there stopped three levels off in blue)
 REACH_STEPS = np.stack(np.meshgrid(*[range(-SETTLE_REACH, SETTLE_REACH + 1)] * 3, indexing="ij"),
                        -1).reshape(-1, 3)  # fmt: skip
 REACH_STEPS = REACH_STEPS[np.abs(REACH_STEPS).any(1)]
