@@ -1111,7 +1111,7 @@ SOFT_SECONDS = 1.0  # optional checks (re-encoding, redrawing) stop after this l
 MAX_SECONDS = 10.0  # an image taking longer is refused (none should come near this)
 SOFT_IN_ALL = 3.0  # times its soft time an image's optional checks may take in all, however
 # often the verifier restarts it (settled on another answer: #5136 at 36 px box WebP q70
-# restarted 10 times, 4.3 s of counted work, and still ended wrong)
+# settled 9 times, 4.3 s of counted work, and still ended wrong)
 COUNTED_SLACK = 4.0  # a clock counting work is late after this many times its soft time of CPU
 # time as well: a guard for work the count misses, reached first only on a machine some two
 # times slower than 2026-12-07's (on which the counted soft second takes about two)
