@@ -80,7 +80,7 @@ def test_an_unexpected_error_inside_becomes_an_image_error(punks, palette, monke
 
 def test_an_images_time_limit_counts_all_its_own_time_whatever_restarts(monkeypatch):
     """The verifier restarts the soft time each time it settles its drawing on another answer
-    (11 times for #5136 at 36 px box WebP); the hard limit restarted with it, so an image could
+    (9 times for #5136 at 36 px box WebP); the hard limit restarted with it, so an image could
     take MAX_SECONDS many times over. Now it counts every spell since the verifier's first
     restart (not the wait in a batch before it: other images' reading), and the optional checks
     stop at SOFT_IN_ALL soft times in all."""
