@@ -481,3 +481,23 @@ def test_a_browsers_screenshots_are_drawn_back(model, punks, browser):
         assert p.verified, (where, p.check)
         assert p.normalized["filter"] == ("skia" if how == "auto" else "nearest"), where
         assert p.normalized["source_size"] == [size, size], where
+
+
+def test_small_jpegs_read_in_one_batch_get_the_answers_each_gets_alone(model, punks, monkeypatch):
+    """As `test_webp`'s batch of WebPs: a batch is read whole before any of it is drawn back,
+    and an image's time limits must not count the others' reading (a version that did cut the
+    later files of a batch short). 24 small JPEGs in one batch get each one's own answer."""
+    import punktraits.predict as P
+
+    monkeypatch.setattr(P, "STREAM_FITS", 100)  # (one batch, the last file waiting for 23)
+    ids = list(range(5, 10_000, 417))
+    files = [render(punks.images[i], 36, "box", quality=70) for i in ids]
+    together = model.predict_batch(files)
+    alone = [model.predict_batch([f])[0] for f in files]
+
+    def answer(p):
+        return p.error, p.head, p.accessories, p.verified, (p.check or {}).get("ties")
+
+    assert len(ids) == 24 and [answer(p) for p in together] == [answer(p) for p in alone]
+    assert all(p.error is None and (p.head, set(p.accessories)) == visible(punks, i)
+               for p, i in zip(alone, ids))  # fmt: skip
