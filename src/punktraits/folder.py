@@ -111,8 +111,8 @@ def iter_find_parallel(run, files: list[Path], workers: int, batch_size: int = 2
                        threads: int = 1, chunk: int = 128) -> _Parallel:  # fmt: skip
     """`Predictor.iter_find` over files in `workers` processes, each with its own model (loaded
     once, `threads` torch threads), in chunks of `chunk` files (`_parts`: fewer when lossy);
-    answers come back in the files'
-    order as soon as their chunk is done. Without the drawings (`Prediction.drawn` is None).
+    answers come back in the files' order as soon as their chunk is done. Without the drawings
+    (`Prediction.drawn` is None).
     The processes start now (loading a model takes them a second or two), not when the
     answers are first asked for; a model that does not load raises its PunktraitsError at the
     first answer. Answers left unasked for (an interruption, an error, a consumer that stops

@@ -356,10 +356,10 @@ class Predictor:
 
     def _answered(self, images: Iterable, names: list | None,
                   batch_size: int) -> Iterator[tuple[object, str | None, Prediction]]:  # fmt: skip
-        """Each image with its name and answer, in order. Images are read (normalised) one at a time;
-        the network and the drawing back answer those read so far when `batch_size` are, or
-        when STREAM_FITS of them are lossy or were not read exactly (smoothed): each takes
-        0.02-1 s to draw back. So a folder of exact PNGs goes in whole batches, and one of
+        """Each image with its name and answer, in order. Images are read (normalised) one at a
+        time; the network and the drawing back answer those read so far when `batch_size` are,
+        or when STREAM_FITS of them are lossy or were not read exactly (smoothed: `_slow`),
+        each 0.02-1 s to draw back. So a folder of exact PNGs goes in whole batches, and one of
         JPEGs still streams its answers every few seconds (a batch of 256 was minutes)."""
         pending: list[tuple] = []  # (image, name, (punk, info) or the Prediction of an error)
         fits = 0
