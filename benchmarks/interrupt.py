@@ -24,13 +24,11 @@ import threading
 import time
 from pathlib import Path
 
-from renders import render
-
 from punktraits import data as D
 
 
 def children(pid: int) -> set[int]:
-    """The processes whose parent is `pid`."""
+    """The processes whose parent is `pid` (also `tests/test_predict.py`'s)."""
     out = set()
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -66,6 +64,8 @@ def main() -> None:
     ap.add_argument("--after", type=float, default=25.0, help="seconds before SIGTERM")
     ap.add_argument("--pythonpath", default=None, help="another checkout's src, to compare")
     args = ap.parse_args()
+    from renders import render  # (here: the helpers above load alone, as the tests do)
+
     punks = D.load(args.data_dir)
     env = dict(os.environ)
     if args.pythonpath:

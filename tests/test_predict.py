@@ -389,30 +389,15 @@ def test_a_folder_of_lossy_files_streams_its_answers_every_few_files(tmp_path, p
     assert [len(part) for part in _parts(names[:20] * 10, 128)] == [128, 72]
 
 
-def _children(pid: int) -> set[int]:
-    """The processes whose parent is `pid` (Linux: /proc)."""
-    out = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:  # (ended meanwhile)
-            continue
-        if int(fields[1]) == pid:
-            out.add(int(stat.parent.name))
-    return out
+def _processes():
+    """benchmarks/interrupt.py's `children` and `running` (Linux: /proc)."""
+    import importlib.util
 
-
-def _alive(pids: set[int]) -> set[int]:
-    """Those of `pids` still running (not ended, not a zombie)."""
-    out = set()
-    for p in pids:
-        try:
-            state = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if state != "Z":
-            out.add(p)
-    return out
+    path = Path(__file__).parent.parent / "benchmarks" / "interrupt.py"
+    spec = importlib.util.spec_from_file_location("interrupt", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.children, module.running
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc")
@@ -425,6 +410,7 @@ def test_sigterm_stops_predict_and_its_worker_processes_at_once(tmp_path, punks)
     import signal
     import time
 
+    children_of, running = _processes()
     folder = tmp_path / "in"
     folder.mkdir()
     for k in range(120):  # 36 px JPEGs: re-encoded, ~0.1-0.5 s each, a minute or more in all
@@ -434,9 +420,9 @@ def test_sigterm_stops_predict_and_its_worker_processes_at_once(tmp_path, punks)
                              "--format", "jsonl", "--workers", "2"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     time.sleep(6)  # (the workers are up, their models loaded, at work on chunks of 16 files)
-    children = _children(proc.pid)  # (the workers, and multiprocessing's resource tracker)
+    children = children_of(proc.pid)  # (the workers, and multiprocessing's resource tracker)
     workers = {p for p in children if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()}
-    assert proc.poll() is None and len(_alive(workers)) == 2
+    assert proc.poll() is None and len(running(workers)) == 2
     os.kill(proc.pid, signal.SIGTERM)
     try:  # (workers left running would hold its output open: this waited for them)
         out, err = proc.communicate(timeout=30)
@@ -444,11 +430,11 @@ def test_sigterm_stops_predict_and_its_worker_processes_at_once(tmp_path, punks)
         assert "Traceback" not in err
         assert all(json.loads(line)["file"].endswith(".jpg") for line in out.splitlines())
         deadline = time.monotonic() + 5
-        while _alive(children) and time.monotonic() < deadline:
+        while running(children) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert _alive(children) == set()
+        assert running(children) == set()
     finally:  # (a failure leaves nothing running)
-        for p in _alive(children | {proc.pid}):
+        for p in running(children | {proc.pid}):
             os.kill(p, signal.SIGKILL)
 
 

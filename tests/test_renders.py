@@ -38,6 +38,12 @@ def render(punk, size, filt, fmt="JPEG", **kw) -> bytes:
     return encode(canvas.convert("RGB"), fmt, **kw)
 
 
+def answer(p) -> tuple:
+    """What a batch must answer as each file alone does (the probabilities may differ in the
+    7th digit with the batch's size)."""
+    return p.error, p.head, p.accessories, p.verified, (p.check or {}).get("ties")
+
+
 def visible(punks, i: int) -> tuple[str, set[str]]:
     return heads_of(punks)[i], {a for a in punks.layers[i] if not punks.hidden[i, D.TRAIT_INDEX[a]]}
 
@@ -494,9 +500,6 @@ def test_small_jpegs_read_in_one_batch_get_the_answers_each_gets_alone(model, pu
     files = [render(punks.images[i], 36, "box", quality=70) for i in ids]
     together = model.predict_batch(files)
     alone = [model.predict_batch([f])[0] for f in files]
-
-    def answer(p):
-        return p.error, p.head, p.accessories, p.verified, (p.check or {}).get("ties")
 
     assert len(ids) == 24 and [answer(p) for p in together] == [answer(p) for p in alone]
     assert all(p.error is None and (p.head, set(p.accessories)) == visible(punks, i)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import encode
 from PIL import Image
-from test_renders import BLUE, render, visible
+from test_renders import BLUE, answer, render, visible
 
 import punktraits.normalize as N
 from punktraits.normalize import FILTERS
@@ -445,9 +445,6 @@ def test_small_webps_read_in_one_batch_get_the_answers_each_gets_alone(model, pu
     files = [render(punks.images[i], 36, "box", "WEBP", quality=70) for i in ids]
     together = model.predict_batch(files)
     alone = [model.predict_batch([f])[0] for f in files]
-
-    def answer(p):
-        return p.error, p.head, p.accessories, p.verified, (p.check or {}).get("ties")
 
     assert len(ids) == 24 and [answer(p) for p in together] == [answer(p) for p in alone]
     assert sum(p.error is None and (p.head, set(p.accessories)) == visible(punks, i)
