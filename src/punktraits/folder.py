@@ -148,10 +148,7 @@ class _Parallel:
                 "a worker process stopped before it answered (killed, or out of memory?); "
                 "the answers before it were written: run again, with fewer --workers"
             ) from None
-        except BaseException:  # interrupted, or not asked for the rest (GeneratorExit)
-            self.stop.set()
-            raise
-        finally:  # done, failed or interrupted: nothing is left running
+        finally:  # done, failed, interrupted or not asked for the rest: nothing left running
             self.close()
 
     def close(self) -> None:
